@@ -1,0 +1,36 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+"""The real datasets, beside the repository (``../shared/data``); absent on most machines."""
+
+MNIST_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` next to the repository root; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(shared_data: Path) -> Path:
+    """The directory with the four official gzipped MNIST files; skips when any is absent."""
+    directory = shared_data / "mnist"
+    missing = [name for name in MNIST_NAMES if not (directory / name).is_file()]
+    if missing:
+        pytest.skip(f"MNIST files missing in {directory}: {', '.join(missing)}")
+    return directory
