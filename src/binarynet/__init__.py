@@ -1,10 +1,10 @@
 """binarynet: Binarized Neural Networks (Courbariaux, Hubara, Soudry, El-Yaniv, Bengio, 2016).
 
 Training lives in :mod:`binarynet.quantize`, :mod:`binarynet.nn`, :mod:`binarynet.optim`,
-:mod:`binarynet.losses`, :mod:`binarynet.models`, :mod:`binarynet.data` and :mod:`binarynet.train`
-(these need PyTorch); deployment lives in :mod:`binarynet.export` and :mod:`binarynet.engine`
-(the engine needs only NumPy and the compiled kernels). Importing ``binarynet`` itself imports
-neither torch nor the kernels.
+:mod:`binarynet.losses`, :mod:`binarynet.models` and :mod:`binarynet.train` (these need PyTorch);
+:mod:`binarynet.data` reads datasets with NumPy only; deployment lives in :mod:`binarynet.export`
+and :mod:`binarynet.engine` (the engine needs only NumPy and the compiled kernels). Importing
+``binarynet`` itself imports neither torch nor the kernels.
 """
 
 __version__ = "0.1.0"

@@ -1,0 +1,145 @@
+"""The ``binarynet`` command line.
+
+    binarynet train --model mnist-mlp [--recipe mnist-torch7] [--data-dir DIR] --epochs N --out RUN
+    binarynet train --out RUN --resume
+
+Training commands import torch lazily, so the deployment commands stay torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a binarized network",
+        description="Train a Binarized Neural Network. Values not given come from --recipe "
+        "(if any), then from the defaults of binarynet.train.TrainConfig.",
+    )
+    p.add_argument("--model", help="mnist-mlp | cifar10-convnet | svhn-convnet")
+    p.add_argument("--recipe", help="preset of the paper's settings: mnist-theano | mnist-torch7")
+    p.add_argument("--data-dir", help="dataset directory (default: the bundled MNIST sample)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, plots)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=float, help="base learning rate")
+    p.add_argument("--lr-final", type=float, help="exponential decay to this LR over the run")
+    p.add_argument("--lr-halve-every", type=_positive_int, help="halve the LR every k epochs")
+    p.add_argument("--optimizer", choices=["adam", "shift-adamax"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument(
+        "--compute-dtype",
+        choices=["auto", "float32", "bfloat16"],
+        help="dtype of the training matmuls (auto: bfloat16 where the CPU has fast bf16)",
+    )
+    p.add_argument("--hidden", type=_positive_int, help="MLP hidden width")
+    p.add_argument("--depth", type=_positive_int, help="MLP hidden layers")
+    p.add_argument("--width", type=float, help="ConvNet width multiplier")
+    p.add_argument("--shift-bn", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--stochastic", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--dropout-in", type=float)
+    p.add_argument("--dropout-hidden", type=float)
+    p.add_argument("--checkpoint-every", type=float, help="seconds between mid-epoch checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from binarynet.train import Trainer, TrainConfig, load_splits, recipe_config
+
+    out = Path(args.out)
+    if args.resume:
+        config_path = out / "config.json"
+        if not config_path.is_file():
+            print(f"error: cannot resume: {config_path} does not exist", file=sys.stderr)
+            return 2
+        saved = json.loads(config_path.read_text())
+        if args.epochs:  # the only setting that may change on resume: train longer
+            saved["epochs"] = args.epochs
+        cfg = TrainConfig(**saved)
+    else:
+        model_kwargs = {
+            k: v
+            for k, v in {
+                "hidden": args.hidden,
+                "depth": args.depth,
+                "width": args.width,
+                "shift_bn": args.shift_bn,
+                "stochastic": args.stochastic,
+                "dropout_in": args.dropout_in,
+                "dropout_hidden": args.dropout_hidden,
+            }.items()
+            if v is not None
+        }
+        cfg = recipe_config(
+            args.recipe,
+            model=args.model,
+            model_kwargs=model_kwargs,
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            lr_final=args.lr_final,
+            lr_halve_every=args.lr_halve_every,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            threads=args.threads,
+            compute_dtype=args.compute_dtype,
+            checkpoint_every=args.checkpoint_every,
+        )
+    splits = load_splits(cfg)
+    print(
+        f"training {cfg.model} {cfg.model_kwargs} on {splits.name}: "
+        f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test images"
+    )
+    summary = Trainer(cfg, splits, out, progress=not args.no_progress).run(resume=args.resume)
+    if summary["interrupted"]:
+        return 130
+    print(
+        f"best validation error {100 * summary['best_valid_error']:.2f}% at epoch "
+        f"{summary['best_epoch']}; test error at that epoch: "
+        f"{100 * summary['test_error_at_best_valid']:.2f}%  "
+        f"({summary['train_seconds']:.0f} s, {summary['compute_dtype']} matmuls)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="binarynet", description="Binarized Neural Networks: train, export, deploy."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""Training loop: recipes, epochs, evaluation, metrics, checkpoints and resume.
+
+A run directory holds::
+
+    config.json      the full configuration of the run
+    metrics.jsonl    one JSON object per finished epoch (rewritten atomically each epoch)
+    last.pt          everything needed to resume: model, optimizer, scheduler, RNG state, position
+                     in the epoch, history; written at every epoch end, every
+                     ``checkpoint_every`` seconds and on SIGINT/SIGTERM
+    best.pt          the model at the best validation error so far (what the paper reports)
+    curves.png       learning curves, drawn at the end
+    result.json      summary: best epoch, its validation and test error, wall time
+
+Every file is written atomically (:mod:`binarynet.checkpoint`). Shuffling draws from a generator
+seeded by (seed, epoch) and everything else random (dropout, stochastic binarization) from torch's
+global generator, whose state is checkpointed, so a resumed run ends with exactly the weights of
+an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from binarynet import data as datasets
+from binarynet.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from binarynet.losses import square_hinge_loss
+from binarynet.models import build_model
+from binarynet.nn import clip_weights_, set_compute_dtype
+from binarynet.optim import ShiftAdaMax, param_groups
+
+__all__ = [
+    "RECIPES",
+    "TrainConfig",
+    "Trainer",
+    "evaluate",
+    "load_model",
+    "recipe_config",
+]
+
+OPTIMIZERS = ("adam", "shift-adamax")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json`` and in checkpoints)."""
+
+    model: str = "mnist-mlp"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    optimizer: str = "shift-adamax"
+    lr: float = 2.0**-10
+    lr_final: float | None = None
+    lr_halve_every: int | None = None
+    glorot_lr: bool = True
+    glorot_pow2: bool = True
+    batch_size: int = 100
+    epochs: int = 10
+    seed: int = 0
+    compute_dtype: str = "auto"
+    threads: int | None = None
+    checkpoint_every: float = 300.0
+    eval_batch_size: int = 1000
+    recipe: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}"
+            )
+        for name in ("batch_size", "epochs", "eval_batch_size"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite value > 0, got {self.lr!r}")
+        if self.lr_final is not None and self.lr_halve_every is not None:
+            raise ValueError("choose one schedule: lr_final (exponential decay) or lr_halve_every")
+        if self.lr_final is not None and not self.lr_final > 0:
+            raise ValueError(f"lr_final must be > 0, got {self.lr_final!r}")
+        if self.lr_halve_every is not None and not self.lr_halve_every > 0:
+            raise ValueError(f"lr_halve_every must be > 0, got {self.lr_halve_every!r}")
+        if self.threads is not None and not self.threads > 0:
+            raise ValueError(f"threads must be > 0, got {self.threads!r}")
+
+
+# The paper's recipes. Command-line options override single fields.
+RECIPES: dict[str, dict[str, Any]] = {
+    # Theano code (Train-time/mnist.py): 3 × 4096, dropout 0.2 / 0.5, standard BN, Adam with the
+    # Glorot LR scale, LR 3e-3 → 3e-7 by exponential decay over 1000 epochs, batch 100.
+    "mnist-theano": {
+        "model": "mnist-mlp",
+        "model_kwargs": {"hidden": 4096, "depth": 3, "dropout_in": 0.2, "dropout_hidden": 0.5},
+        "optimizer": "adam",
+        "lr": 3e-3,
+        "lr_final": 3e-7,
+        "glorot_lr": True,
+        "glorot_pow2": False,
+        "batch_size": 100,
+        "epochs": 1000,
+    },
+    # Torch7 code: 3 × 2048, shift-based BN, shift-based AdaMax with power-of-two Glorot scales,
+    # learning rate halved every k epochs, batch 100.
+    "mnist-torch7": {
+        "model": "mnist-mlp",
+        "model_kwargs": {"hidden": 2048, "depth": 3, "shift_bn": True},
+        "optimizer": "shift-adamax",
+        "lr": 2.0**-10,
+        "lr_halve_every": 10,
+        "glorot_lr": True,
+        "glorot_pow2": True,
+        "batch_size": 100,
+        "epochs": 100,
+    },
+}
+
+
+def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a named recipe with ``overrides`` (None values are ignored)."""
+    values: dict[str, Any] = {}
+    if recipe is not None:
+        try:
+            values.update(RECIPES[recipe])
+        except KeyError:
+            raise ValueError(f"unknown recipe {recipe!r}; expected one of {sorted(RECIPES)}") from None
+        values["model_kwargs"] = dict(values.get("model_kwargs", {}))
+        values["recipe"] = recipe
+    model_kwargs = overrides.pop("model_kwargs", None) or {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.setdefault("model_kwargs", {})
+    values["model_kwargs"].update(model_kwargs)
+    return TrainConfig(**values)
+
+
+def load_splits(cfg: TrainConfig) -> datasets.Splits:
+    """The dataset of ``cfg`` (MNIST from ``data_dir``, or the bundled sample when None)."""
+    if cfg.dataset == "mnist":
+        return datasets.mnist_sample() if cfg.data_dir is None else datasets.load_mnist(cfg.data_dir)
+    raise ValueError(f"unknown dataset {cfg.dataset!r}; expected 'mnist'")
+
+
+def _resolve_compute_dtype(name: str) -> torch.dtype:
+    if name == "float32":
+        return torch.float32
+    if name == "bfloat16":
+        return torch.bfloat16
+    fast_bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if fast_bf16 else torch.float32
+
+
+def _as_tensors(split: datasets.Split) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(np.ascontiguousarray(split.images)), torch.from_numpy(
+        np.ascontiguousarray(split.labels).astype(np.int64)
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> tuple[float, float]:
+    """(mean square hinge loss, error rate) of ``model`` in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, errors = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        x, y = images[start : start + batch_size], labels[start : start + batch_size]
+        scores = model(x)
+        loss_sum += float(square_hinge_loss(scores, y)) * len(x)
+        errors += int((scores.argmax(1) != y).sum())
+    model.train(was_training)
+    n = max(len(images), 1)
+    return loss_sum / n, errors / n
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.lr, glorot=cfg.glorot_lr, pow2=cfg.glorot_pow2)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return ShiftAdaMax(groups, lr=cfg.lr)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if cfg.lr_final is not None:
+        gamma = (cfg.lr_final / cfg.lr) ** (1.0 / cfg.epochs)
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+    if cfg.lr_halve_every is not None:
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_halve_every, gamma=0.5)
+    return None
+
+
+def load_model(checkpoint: str | Path) -> nn.Module:
+    """Rebuild the model of a ``best.pt`` / ``last.pt`` checkpoint, in evaluation mode."""
+    state = load_checkpoint(checkpoint)
+    cfg = state["config"]
+    model = build_model(cfg["model"], **cfg["model_kwargs"])
+    model.load_state_dict(state["model_state"])
+    return model.eval()
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+class _StopRequest:
+    """Turns SIGINT / SIGTERM into a flag checked between batches (restored on exit)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay with their owner
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # second Ctrl-C: stop right away
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Trains ``cfg`` on ``splits`` into ``out_dir``; ``run(resume=True)`` continues ``last.pt``.
+
+    ``on_batch(trainer)``, if given, is called after every optimizer step (tests use it to
+    interrupt a run at a chosen point).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        splits: datasets.Splits,
+        out_dir: str | Path,
+        progress: bool = True,
+        on_batch: Callable[[Trainer], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        self.on_batch = on_batch
+        self.train_x, self.train_y = _as_tensors(splits.train)
+        self.valid_x, self.valid_y = _as_tensors(splits.valid)
+        self.test_x, self.test_y = _as_tensors(splits.test)
+        if len(self.train_x) < 2:
+            raise ValueError(f"the training split has {len(self.train_x)} images; need at least 2")
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, **cfg.model_kwargs)
+        self.compute_dtype = _resolve_compute_dtype(cfg.compute_dtype)
+        set_compute_dtype(self.model, self.compute_dtype)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.epoch = 0  # completed epochs
+        self.batch = 0  # next batch within the current epoch
+        self.accum = {"loss_sum": 0.0, "errors": 0, "seen": 0}
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+        self.elapsed = 0.0
+        self.stop = _StopRequest()
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.cfg),
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
+            "rng_state": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "accum": dict(self.accum),
+            "history": list(self.history),
+            "best": dict(self.best),
+            "elapsed": self.elapsed,
+            "torch_version": torch.__version__,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["config"]
+        current = dataclasses.asdict(self.cfg)
+        for key in ("model", "model_kwargs", "optimizer", "batch_size", "dataset", "seed"):
+            if saved.get(key) != current.get(key):
+                raise ValueError(
+                    f"cannot resume: the checkpoint was trained with {key}={saved.get(key)!r} "
+                    f"but this run has {key}={current.get(key)!r}"
+                )
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        if self.scheduler is not None and state["scheduler_state"] is not None:
+            self.scheduler.load_state_dict(state["scheduler_state"])
+        torch.set_rng_state(state["rng_state"])
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        self.accum = dict(state["accum"])
+        self.history = list(state["history"])
+        self.best = dict(state["best"])
+        self.elapsed = float(state["elapsed"])
+
+    def _save_last(self) -> None:
+        save_checkpoint(self.out_dir / "last.pt", self.state_dict())
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.train_x), generator=g)
+
+    def _num_batches(self) -> int:
+        n, b = len(self.train_x), self.cfg.batch_size
+        # A last batch of a single image cannot be batch-normalized: it is dropped.
+        return n // b + (1 if n % b > 1 else 0)
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        scores = self.model(x)
+        loss = square_hinge_loss(scores, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        clip_weights_(self.model)
+        self.accum["loss_sum"] += float(loss.detach()) * len(x)
+        self.accum["errors"] += int((scores.detach().argmax(1) != y).sum())
+        self.accum["seen"] += len(x)
+
+    def _finish_epoch(self, epoch_seconds: float) -> dict[str, Any]:
+        eval_start = time.monotonic()
+        bs = self.cfg.eval_batch_size
+        valid_loss, valid_err = evaluate(self.model, self.valid_x, self.valid_y, bs)
+        test_loss, test_err = evaluate(self.model, self.test_x, self.test_y, bs)
+        self.elapsed += time.monotonic() - eval_start
+        seen = max(self.accum["seen"], 1)
+        row = {
+            "epoch": self.epoch + 1,
+            "lr": self.optimizer.param_groups[-1]["lr"],
+            "train_loss": self.accum["loss_sum"] / seen,
+            "train_error": self.accum["errors"] / seen,
+            "valid_loss": valid_loss,
+            "valid_error": valid_err,
+            "test_loss": test_loss,
+            "test_error": test_err,
+            "epoch_seconds": epoch_seconds + time.monotonic() - eval_start,
+            "elapsed_seconds": self.elapsed,
+        }
+        self.history.append(row)
+        if not self.best or valid_err <= self.best["valid_error"]:
+            self.best = {k: row[k] for k in ("epoch", "valid_error", "test_error")}
+            save_checkpoint(
+                self.out_dir / "best.pt",
+                {
+                    "config": dataclasses.asdict(self.cfg),
+                    "model_state": self.model.state_dict(),
+                    "epoch": row["epoch"],
+                    "metrics": row,
+                },
+            )
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.epoch += 1
+        self.batch = 0
+        self.accum = {"loss_sum": 0.0, "errors": 0, "seen": 0}
+        self._save_last()
+        _write_jsonl(self.out_dir / "metrics.jsonl", self.history)
+        return row
+
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        """Train until ``cfg.epochs`` epochs are done (or a stop signal); returns the summary."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_state_dict(load_checkpoint(self.out_dir / "last.pt"))
+        elif (self.out_dir / "last.pt").exists():
+            raise FileExistsError(
+                f"{self.out_dir} already holds a run (last.pt); pass resume=True (--resume) to "
+                "continue it or choose another output directory"
+            )
+        _write_json(self.out_dir / "config.json", dataclasses.asdict(cfg))
+        previous_threads = torch.get_num_threads()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        try:
+            with self.stop:
+                interrupted = self._loop()
+        finally:
+            torch.set_num_threads(previous_threads)
+        return self._summary(interrupted)
+
+    def _loop(self) -> bool:
+        cfg = self.cfg
+        num_batches = self._num_batches()
+        self.model.train()
+        last_save = time.monotonic()
+        while self.epoch < cfg.epochs:
+            order = self._epoch_order(self.epoch)
+            epoch_start = time.monotonic()
+            bar = tqdm(
+                total=num_batches,
+                initial=self.batch,
+                desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                disable=not self.progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
+            while self.batch < num_batches:
+                idx = order[self.batch * cfg.batch_size : (self.batch + 1) * cfg.batch_size]
+                t0 = time.monotonic()
+                self._train_step(self.train_x[idx], self.train_y[idx])
+                self.elapsed += time.monotonic() - t0
+                self.batch += 1
+                bar.update(1)
+                if self.batch % 10 == 0 or self.batch == num_batches:
+                    seen = max(self.accum["seen"], 1)
+                    bar.set_postfix(
+                        loss=f"{self.accum['loss_sum'] / seen:.4f}",
+                        err=f"{100 * self.accum['errors'] / seen:.2f}%",
+                    )
+                if self.on_batch is not None:
+                    self.on_batch(self)
+                if self.stop.signal is not None:
+                    bar.close()
+                    self._save_last()
+                    tqdm.write(
+                        f"stopped by signal {self.stop.signal} at epoch {self.epoch + 1}, batch "
+                        f"{self.batch}/{num_batches}; state saved to {self.out_dir / 'last.pt'} "
+                        "(continue with --resume)"
+                    )
+                    return True
+                if time.monotonic() - last_save > cfg.checkpoint_every and self.batch < num_batches:
+                    self._save_last()
+                    last_save = time.monotonic()
+            bar.close()
+            row = self._finish_epoch(time.monotonic() - epoch_start)
+            last_save = time.monotonic()
+            if self.progress:
+                tqdm.write(
+                    f"epoch {row['epoch']:4d}  lr {row['lr']:.3g}  train loss {row['train_loss']:.4f}"
+                    f" err {100 * row['train_error']:.2f}%  valid err {100 * row['valid_error']:.2f}%"
+                    f"  test err {100 * row['test_error']:.2f}%  ({row['epoch_seconds']:.1f} s)"
+                )
+        return False
+
+    def _summary(self, interrupted: bool) -> dict[str, Any]:
+        summary = {
+            "recipe": self.cfg.recipe,
+            "model": self.cfg.model,
+            "epochs_done": self.epoch,
+            "interrupted": interrupted,
+            "best_epoch": self.best.get("epoch"),
+            "best_valid_error": self.best.get("valid_error"),
+            "test_error_at_best_valid": self.best.get("test_error"),
+            "train_seconds": self.elapsed,
+            "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
+        }
+        if not interrupted:
+            _write_json(self.out_dir / "result.json", summary)
+            if self.history:
+                from binarynet.plots import plot_learning_curves
+
+                plot_learning_curves(self.history, self.out_dir / "curves.png")
+        return summary
