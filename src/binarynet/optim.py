@@ -17,7 +17,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from binarynet.nn import BinaryConv2d, BinaryLinear, binary_layers
-from binarynet.quantize import ap2, ap2_scalar
+from binarynet.quantize import ap2_positive_, ap2_scalar
 
 __all__ = ["ShiftAdaMax", "glorot_lr_scale", "param_groups"]
 
@@ -120,9 +120,9 @@ class ShiftAdaMax(Optimizer):
                 state["step"] += 1
                 t = int(state["step"].item())
                 exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
-                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                exp_avg.lerp_(grad, 1 - beta1)  # β₁·m + (1 − β₁)·g
                 torch.maximum(exp_inf.mul_(beta2), grad.abs(), out=exp_inf)
                 step_size = ap2_scalar(group["lr"] / (1 - beta1**t))
-                denom = ap2(exp_inf.clamp(min=group["eps"]))
+                denom = ap2_positive_(exp_inf.clamp(min=group["eps"]))
                 p.addcdiv_(exp_avg, denom, value=-step_size)
         return loss

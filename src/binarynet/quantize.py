@@ -31,7 +31,7 @@ import math
 
 import torch
 
-__all__ = ["ap2", "ap2_ste", "ap2_scalar", "binarize", "hard_sigmoid", "sign", "ste_mask"]
+__all__ = ["ap2", "ap2_positive_", "ap2_scalar", "ap2_ste", "binarize", "hard_sigmoid", "sign", "ste_mask"]
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -112,14 +112,40 @@ def binarize(
     return sign(x, out_dtype)
 
 
+# AP2 on float32 bit patterns. For |x| = (1 + f/2²³)·2^e, round(log2|x|) = e + 1 exactly when
+# 1 + f/2²³ ≥ √2, i.e. when the 23-bit fraction f ≥ _SQRT2_FRACTION; adding 2²³ − _SQRT2_FRACTION
+# to the magnitude bits carries into the exponent in exactly those cases, and masking off the
+# fraction leaves 2^round(log2|x|). Zero stays zero; ±inf stays ±inf.
+_SQRT2_FRACTION = 3474676  # the smallest f with 1 + f/2²³ ≥ √2 (√2 − 1 = 3474675.2 / 2²³)
+_FLOAT32_CARRY = (1 << 23) - _SQRT2_FRACTION
+_FLOAT32_EXPONENT = 0x7F800000
+_FLOAT32_SIGN = -0x80000000
+
+
 def ap2(x: torch.Tensor) -> torch.Tensor:
     """Approximate power of two, AP2(x) = sign(x)·2^round(log2|x|), elementwise; AP2(0) = 0.
 
-    round is round-half-to-even on log2|x|; the exact midpoints |x| = 2^(k+1/2) are irrational,
-    so no float input sits on one. Infinities and NaN propagate. No gradient (use :func:`ap2_ste`).
+    Exact (no rounding error of a float log2): float32 uses the bit trick above, other dtypes
+    compare the frexp mantissa with √½. The midpoints |x| = 2^(k+1/2) are irrational, so no
+    input is a tie. ±inf propagate. No gradient (see :func:`ap2_ste`).
     """
-    magnitude = torch.exp2(torch.round(torch.log2(x.abs())))  # log2(0) = −inf → 2^−inf = 0
-    return torch.copysign(magnitude, x)
+    if x.dtype == torch.float32:
+        bits = x.view(torch.int32)
+        magnitude = ((bits & 0x7FFFFFFF) + _FLOAT32_CARRY) & _FLOAT32_EXPONENT
+        return (magnitude | (bits & _FLOAT32_SIGN)).view(torch.float32)
+    mantissa, exponent = torch.frexp(x.abs())  # |x| = mantissa·2^exponent, mantissa ∈ [0.5, 1)
+    exponent = exponent - (mantissa < math.sqrt(0.5)).to(exponent.dtype)
+    magnitude = torch.where(x == 0, 0.0, torch.ldexp(torch.ones_like(x), exponent))
+    return torch.copysign(magnitude.to(x.dtype), x)
+
+
+def ap2_positive_(x: torch.Tensor) -> torch.Tensor:
+    """AP2 of a non-negative float32 tensor, in place (the optimizer's hot path: two passes)."""
+    if x.dtype != torch.float32 or not x.is_contiguous():
+        return x.copy_(ap2(x))
+    bits = x.view(torch.int32)
+    bits.add_(_FLOAT32_CARRY).bitwise_and_(_FLOAT32_EXPONENT)
+    return x
 
 
 def ap2_ste(x: torch.Tensor) -> torch.Tensor:

@@ -301,7 +301,7 @@ class Trainer:
             "history": list(self.history),
             "best": dict(self.best),
             "elapsed": self.elapsed,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -1,0 +1,181 @@
+"""Training loop: run files, recipes, checkpoints, resume, CLI."""
+
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from binarynet.cli import main
+from binarynet.data import Split, Splits, mnist_sample
+from binarynet.train import (
+    RECIPES,
+    Trainer,
+    build_scheduler,
+    build_optimizer,
+    evaluate,
+    load_model,
+    recipe_config,
+)
+
+
+@pytest.fixture(scope="module")
+def small_splits() -> Splits:
+    s = mnist_sample()
+    return Splits(
+        Split(s.train.images[:600], s.train.labels[:600]),
+        Split(s.valid.images[:200], s.valid.labels[:200]),
+        Split(s.test.images[:200], s.test.labels[:200]),
+        name="mnist-sample-small",
+    )
+
+
+def tiny_config(**overrides):
+    values = dict(
+        model="mnist-mlp",
+        model_kwargs={"hidden": 48, "depth": 2, "shift_bn": True, "stochastic": True,
+                      "dropout_hidden": 0.1},
+        optimizer="shift-adamax",
+        lr=2.0**-8,
+        lr_halve_every=1,
+        batch_size=50,
+        epochs=3,
+        seed=3,
+        compute_dtype="float32",
+    )
+    values.update(overrides)
+    return recipe_config(None, **values)
+
+
+def test_run_writes_metrics_checkpoints_and_plot(tmp_path, small_splits):
+    summary = Trainer(tiny_config(epochs=2), small_splits, tmp_path, progress=False).run()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[1]["lr"] == pytest.approx(rows[0]["lr"] / 2)  # halved every epoch
+    for r in rows:
+        assert 0 <= r["train_error"] <= 1 and 0 <= r["test_error"] <= 1
+    best = min(rows, key=lambda r: (r["valid_error"], -r["epoch"]))
+    assert summary["best_epoch"] == best["epoch"]
+    assert summary["test_error_at_best_valid"] == best["test_error"]
+    assert json.loads((tmp_path / "result.json").read_text())["best_epoch"] == best["epoch"]
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = load_model(tmp_path / "best.pt")
+    x = torch.from_numpy(small_splits.test.images)
+    y = torch.from_numpy(small_splits.test.labels)
+    assert evaluate(model, x, y)[1] == pytest.approx(best["test_error"])
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
+
+
+def test_evaluate_counts_errors():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity())
+    x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.2, 0.1]])
+    loss, err = evaluate(model, x, torch.tensor([1, 1, 0]), batch_size=2)
+    assert err == pytest.approx(1 / 3)
+    # ±1 targets [−1, 1], [−1, 1], [1, −1]; max(0, 1 − t·y)² per entry:
+    # [1, 0], [4, 1], [0.64, 1.21] → mean over the 6 entries
+    assert loss == pytest.approx((1 + 0 + 4 + 1 + 0.64 + 1.21) / 6)
+
+
+@pytest.mark.parametrize("stop_at", [(0, 3), (1, 12), (2, 1)])
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, small_splits, stop_at):
+    reference = Trainer(tiny_config(), small_splits, tmp_path / "ref", progress=False)
+    reference.run()
+
+    def interrupt(trainer):
+        if (trainer.epoch, trainer.batch) == stop_at:
+            trainer.stop.signal = signal.SIGINT
+
+    first = Trainer(tiny_config(), small_splits, tmp_path / "run", progress=False,
+                    on_batch=interrupt)
+    summary = first.run()
+    assert summary["interrupted"] and (first.epoch, first.batch) == stop_at
+    assert not (tmp_path / "run" / "result.json").exists()
+    torch.manual_seed(12345)  # the resumed run must not depend on the process's RNG state
+    resumed = Trainer(tiny_config(), small_splits, tmp_path / "run", progress=False)
+    resumed.run(resume=True)
+    ref_state, state = reference.model.state_dict(), resumed.model.state_dict()
+    for key in ref_state:
+        assert torch.equal(ref_state[key], state[key]), key
+    assert resumed.history == [
+        {**row, "epoch_seconds": r2["epoch_seconds"], "elapsed_seconds": r2["elapsed_seconds"]}
+        for row, r2 in zip(reference.history, resumed.history, strict=True)
+    ]
+
+
+def test_mid_epoch_checkpoints(tmp_path, small_splits):
+    seen = []
+
+    def look(trainer):
+        path = tmp_path / "last.pt"
+        if path.exists():
+            seen.append(torch.load(path, weights_only=True)["batch"])
+
+    Trainer(tiny_config(epochs=1, checkpoint_every=0.0), small_splits, tmp_path,
+            progress=False, on_batch=look).run()
+    assert seen[:3] == [1, 2, 3]  # saved after every batch when checkpoint_every = 0
+
+
+def test_refuses_to_overwrite_and_checks_config_on_resume(tmp_path, small_splits):
+    Trainer(tiny_config(epochs=1), small_splits, tmp_path, progress=False).run()
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(tiny_config(epochs=1), small_splits, tmp_path, progress=False).run()
+    other = tiny_config(epochs=2, batch_size=40)
+    with pytest.raises(ValueError, match="batch_size=50"):
+        Trainer(other, small_splits, tmp_path, progress=False).run(resume=True)
+
+
+def test_recipes():
+    theano = recipe_config("mnist-theano")
+    assert theano.optimizer == "adam" and theano.lr == 3e-3 and theano.lr_final == 3e-7
+    assert theano.model_kwargs == {"hidden": 4096, "depth": 3, "dropout_in": 0.2,
+                                   "dropout_hidden": 0.5}
+    torch7 = recipe_config("mnist-torch7", epochs=7, model_kwargs={"hidden": 64})
+    assert torch7.epochs == 7 and torch7.model_kwargs["hidden"] == 64
+    assert torch7.model_kwargs["shift_bn"] and torch7.optimizer == "shift-adamax"
+    assert RECIPES["mnist-torch7"]["model_kwargs"]["hidden"] == 2048  # preset not mutated
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipe_config("imagenet")
+    with pytest.raises(ValueError, match="choose one schedule"):
+        recipe_config("mnist-theano", lr_halve_every=5)
+
+
+def test_exponential_schedule_reaches_final_lr():
+    cfg = recipe_config("mnist-theano", epochs=10, model_kwargs={"hidden": 8, "depth": 1})
+    model = torch.nn.Linear(2, 2)
+    opt = build_optimizer(model, cfg)
+    sched = build_scheduler(opt, cfg)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(3e-7, rel=1e-6)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"batch_size": 0}, "batch_size"),
+    ({"optimizer": "sgd"}, "optimizer"),
+    ({"lr": math.inf}, "lr"),
+    ({"compute_dtype": "float16"}, "compute_dtype"),
+])
+def test_config_validation(bad, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_config(**bad)
+
+
+def test_cli_train_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--hidden", "32", "--depth", "1", "--epochs", "1", "--out", str(out),
+            "--no-progress", "--compute-dtype", "float32"]
+    assert main(args) == 0
+    assert "test error at that epoch" in capsys.readouterr().out
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+    assert main(["train", "--model", "mnist-mlp", "--width", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "does not take width" in capsys.readouterr().err
+
+
+def test_bundled_sample_split_sizes_feed_the_trainer():
+    s = mnist_sample()
+    assert s.train.images.dtype == np.uint8 and len(s.train) > len(s.valid) > 0
