@@ -31,7 +31,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "(if any), then from the defaults of binarynet.train.TrainConfig.",
     )
     p.add_argument("--model", help="mnist-mlp | cifar10-convnet | svhn-convnet")
-    p.add_argument("--recipe", help="preset of the paper's settings: mnist-theano | mnist-torch7")
+    p.add_argument("--recipe", help="preset: mnist-theano | mnist-torch7 (the paper's) | mnist-demo")
     p.add_argument("--data-dir", help="dataset directory (default: the bundled MNIST sample)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, plots)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -100,8 +100,20 @@ class TrainConfig:
             raise ValueError(f"threads must be > 0, got {self.threads!r}")
 
 
-# The paper's recipes. Command-line options override single fields.
+# The paper's recipes (and a quick demo). Command-line options override single fields.
 RECIPES: dict[str, dict[str, Any]] = {
+    # A couple of minutes on two CPU cores on the bundled MNIST sample (`make demo`).
+    "mnist-demo": {
+        "model": "mnist-mlp",
+        "model_kwargs": {"hidden": 1024, "depth": 2, "shift_bn": True},
+        "optimizer": "shift-adamax",
+        "lr": 2.0**-10,
+        "lr_halve_every": 3,
+        "glorot_lr": True,
+        "glorot_pow2": True,
+        "batch_size": 100,
+        "epochs": 8,
+    },
     # Theano code (Train-time/mnist.py): 3 × 4096, dropout 0.2 / 0.5, standard BN, Adam with the
     # Glorot LR scale, LR 3e-3 → 3e-7 by exponential decay over 1000 epochs, batch 100.
     "mnist-theano": {

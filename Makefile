@@ -1,0 +1,37 @@
+# binarynet: `make test` and `make demo` work on a fresh machine with only the package registries.
+# Each creates (once) a virtual environment in $(VENV) and installs the package into it.
+
+PYTHON ?= python3
+VENV ?= build/venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc src -type f -not -name '*.pyc' 2>/dev/null)
+
+.PHONY: test demo bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned here (the CPU build, installed from a local file on our machines);
+# pyproject.toml itself accepts torch>=2.2.
+$(VENV)/.installed: $(BIN)/python $(SOURCES)
+	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/pip install --quiet --disable-pip-version-check ".[test]"
+	touch $@
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+demo: $(VENV)/.installed
+	rm -rf runs/demo
+	$(BIN)/binarynet train --recipe mnist-demo --out runs/demo
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/mnist_mlp.py speed
+
+clean:
+	rm -rf build runs .pytest_cache
