@@ -65,8 +65,10 @@ def speed(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
-    x = [torch.randint(0, 256, (args.batch, 28, 28), dtype=torch.uint8, generator=gen)
-         for _ in range(8)]
+    x = [
+        torch.randint(0, 256, (args.batch, 28, 28), dtype=torch.uint8, generator=gen)
+        for _ in range(8)
+    ]
     y = [torch.randint(0, 10, (args.batch,), generator=gen) for _ in range(8)]
     nets = _networks(args.hidden)
     for model, opt, clip in nets.values():  # warm-up: allocator, oneDNN primitive caches
@@ -78,17 +80,30 @@ def speed(args: argparse.Namespace) -> dict:
     steps_per_epoch = TRAIN_IMAGES // args.batch
     base = statistics.median(samples["float32-adam"])
     rows = []
-    print(f"\nMNIST MLP 784-{args.hidden}x3-10, batch {args.batch}, "
-          f"{torch.get_num_threads()} threads, median of {args.rounds} rounds × {args.batches} steps")
+    print(
+        f"\nMNIST MLP 784-{args.hidden}x3-10, batch {args.batch}, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds} rounds × {args.batches} steps"
+    )
     print(f"{'network':<14}{'ms/step':>10}{'s/epoch':>10}{'vs float32':>12}")
     for name, times in samples.items():
         step = statistics.median(times)
-        rows.append({"network": name, "seconds_per_step": step,
-                     "seconds_per_epoch": step * steps_per_epoch, "speedup_vs_float32": base / step,
-                     "all_rounds": times})
+        rows.append(
+            {
+                "network": name,
+                "seconds_per_step": step,
+                "seconds_per_epoch": step * steps_per_epoch,
+                "speedup_vs_float32": base / step,
+                "all_rounds": times,
+            }
+        )
         print(f"{name:<14}{1e3 * step:>10.1f}{step * steps_per_epoch:>10.1f}{base / step:>11.2f}×")
-    return {"benchmark": "mnist_mlp_speed", "hidden": args.hidden, "batch": args.batch,
-            "threads": torch.get_num_threads(), "rows": rows}
+    return {
+        "benchmark": "mnist_mlp_speed",
+        "hidden": args.hidden,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -109,13 +124,21 @@ def train(args: argparse.Namespace) -> dict:
     summary = trainer.run(resume=(out / "last.pt").exists())
     print(f"\n{'epoch':>5}{'train err %':>13}{'valid err %':>13}{'test err %':>12}{'wall s':>9}")
     for row in trainer.history:
-        print(f"{row['epoch']:>5}{100 * row['train_error']:>13.2f}{100 * row['valid_error']:>13.2f}"
-              f"{100 * row['test_error']:>12.2f}{row['elapsed_seconds']:>9.0f}")
-    print(f"\ntest error at the best validation epoch ({summary['best_epoch']}): "
-          f"{100 * summary['test_error_at_best_valid']:.2f}%  "
-          f"(wall time {summary['train_seconds'] / 60:.1f} min)")
-    return {"benchmark": "mnist_mlp_train", "config": trainer.state_dict()["config"],
-            "summary": summary, "history": trainer.history}
+        print(
+            f"{row['epoch']:>5}{100 * row['train_error']:>13.2f}{100 * row['valid_error']:>13.2f}"
+            f"{100 * row['test_error']:>12.2f}{row['elapsed_seconds']:>9.0f}"
+        )
+    print(
+        f"\ntest error at the best validation epoch ({summary['best_epoch']}): "
+        f"{100 * summary['test_error_at_best_valid']:.2f}%  "
+        f"(wall time {summary['train_seconds'] / 60:.1f} min)"
+    )
+    return {
+        "benchmark": "mnist_mlp_train",
+        "config": trainer.state_dict()["config"],
+        "summary": summary,
+        "history": trainer.history,
+    }
 
 
 def main() -> None:
@@ -138,8 +161,13 @@ def main() -> None:
     p.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     result = speed(args) if args.command == "speed" else train(args)
-    result.update({"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-                   "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+    result.update(
+        {
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"mnist_mlp_{args.command}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

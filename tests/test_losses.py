@@ -20,7 +20,7 @@ def test_gradient_matches_finite_differences():
 
 
 def test_bad_targets():
-    with pytest.raises(ValueError, match="0..2"):
+    with pytest.raises(ValueError, match=r"0\.\.2"):
         pm1_targets(torch.tensor([0, 3]), 3)
     with pytest.raises(ValueError, match="shape"):
         square_hinge_loss(torch.zeros(2, 3), torch.zeros(2, 4))

@@ -18,7 +18,10 @@ def test_mnist_mlp_structure_and_parameter_count():
     model = mnist_mlp(hidden=4096, depth=3)
     dense = list(binary_layers(model))
     assert [(d.in_features, d.out_features) for d in dense] == [
-        (784, 4096), (4096, 4096), (4096, 4096), (4096, 10)
+        (784, 4096),
+        (4096, 4096),
+        (4096, 4096),
+        (4096, 10),
     ]
     weights = sum(d.weight.numel() for d in dense)
     assert weights == 784 * 4096 + 2 * 4096 * 4096 + 4096 * 10
@@ -47,7 +50,11 @@ def test_cifar10_convnet_matches_the_paper():
     assert [c.out_channels for c in convs] == [128, 128, 256, 256, 512, 512]
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
     fcs = [m for m in model if isinstance(m, BinaryLinear)]
-    assert [(f.in_features, f.out_features) for f in fcs] == [(8192, 1024), (1024, 1024), (1024, 10)]
+    assert [(f.in_features, f.out_features) for f in fcs] == [
+        (8192, 1024),
+        (1024, 1024),
+        (1024, 10),
+    ]
     assert sum(isinstance(m, nn.MaxPool2d) for m in model) == 3
     assert sum(isinstance(m, ShiftBatchNorm2d) for m in model) == 6
     small = cifar10_convnet(width=0.125)
@@ -62,7 +69,9 @@ def test_svhn_convnet_has_half_widths():
 def test_float_mlp_same_shape():
     f = float_mlp(64, 2)
     assert [m.weight.shape for m in f if isinstance(m, nn.Linear)] == [
-        (64, 784), (64, 64), (10, 64)
+        (64, 784),
+        (64, 64),
+        (10, 64),
     ]
 
 

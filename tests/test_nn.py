@@ -74,10 +74,13 @@ def test_bias_is_a_separate_add():
     assert torch.equal(layer(x), (x @ w_b.T) + layer.bias)
 
 
-@pytest.mark.parametrize("layer_factory", [
-    lambda: BinaryLinear(256, 32, binarize_input=False),
-    lambda: BinaryConv2d(16, 8, 3, padding=1, binarize_input=False),
-])
+@pytest.mark.parametrize(
+    "layer_factory",
+    [
+        lambda: BinaryLinear(256, 32, binarize_input=False),
+        lambda: BinaryConv2d(16, 8, 3, padding=1, binarize_input=False),
+    ],
+)
 def test_bfloat16_compute_is_exact_on_binary_operands(layer_factory):
     layer = layer_factory()
     x = pm1(4, 256) if isinstance(layer, BinaryLinear) else pm1(2, 16, 6, 6)
@@ -182,10 +185,13 @@ def test_shift_batchnorm_rejects_one_value_per_channel():
         ShiftBatchNorm1d(4)(torch.randn(1, 4))
 
 
-@pytest.mark.parametrize("cls,torch_cls,shape", [
-    (BatchNorm1d, nn.BatchNorm1d, (16, 6)),
-    (BatchNorm2d, nn.BatchNorm2d, (4, 6, 3, 3)),
-])
+@pytest.mark.parametrize(
+    "cls,torch_cls,shape",
+    [
+        (BatchNorm1d, nn.BatchNorm1d, (16, 6)),
+        (BatchNorm2d, nn.BatchNorm2d, (4, 6, 3, 3)),
+    ],
+)
 def test_batchnorm_matches_torch_and_eval_is_pinned(cls, torch_cls, shape):
     torch.manual_seed(0)
     ours, ref = cls(6, eps=1e-4), torch_cls(6, eps=1e-4)

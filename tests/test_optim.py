@@ -83,12 +83,15 @@ def test_state_dict_round_trip_continues_identically():
         assert torch.equal(pa, pb)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"lr": -1.0}, "learning rate"),
-    ({"lr": float("nan")}, "learning rate"),
-    ({"betas": (1.0, 0.5)}, "betas"),
-    ({"eps": 0.0}, "eps"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"lr": -1.0}, "learning rate"),
+        ({"lr": float("nan")}, "learning rate"),
+        ({"betas": (1.0, 0.5)}, "betas"),
+        ({"eps": 0.0}, "eps"),
+    ],
+)
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ShiftAdaMax([torch.zeros(1, requires_grad=True)], **kwargs)

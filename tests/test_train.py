@@ -13,8 +13,8 @@ from binarynet.data import Split, Splits, mnist_sample
 from binarynet.train import (
     RECIPES,
     Trainer,
-    build_scheduler,
     build_optimizer,
+    build_scheduler,
     evaluate,
     load_model,
     recipe_config,
@@ -35,8 +35,13 @@ def small_splits() -> Splits:
 def tiny_config(**overrides):
     values = dict(
         model="mnist-mlp",
-        model_kwargs={"hidden": 48, "depth": 2, "shift_bn": True, "stochastic": True,
-                      "dropout_hidden": 0.1},
+        model_kwargs={
+            "hidden": 48,
+            "depth": 2,
+            "shift_bn": True,
+            "stochastic": True,
+            "dropout_hidden": 0.1,
+        },
         optimizer="shift-adamax",
         lr=2.0**-8,
         lr_halve_every=1,
@@ -87,8 +92,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, small_spli
         if (trainer.epoch, trainer.batch) == stop_at:
             trainer.stop.signal = signal.SIGINT
 
-    first = Trainer(tiny_config(), small_splits, tmp_path / "run", progress=False,
-                    on_batch=interrupt)
+    first = Trainer(
+        tiny_config(), small_splits, tmp_path / "run", progress=False, on_batch=interrupt
+    )
     summary = first.run()
     assert summary["interrupted"] and (first.epoch, first.batch) == stop_at
     assert not (tmp_path / "run" / "result.json").exists()
@@ -112,8 +118,13 @@ def test_mid_epoch_checkpoints(tmp_path, small_splits):
         if path.exists():
             seen.append(torch.load(path, weights_only=True)["batch"])
 
-    Trainer(tiny_config(epochs=1, checkpoint_every=0.0), small_splits, tmp_path,
-            progress=False, on_batch=look).run()
+    Trainer(
+        tiny_config(epochs=1, checkpoint_every=0.0),
+        small_splits,
+        tmp_path,
+        progress=False,
+        on_batch=look,
+    ).run()
     assert seen[:3] == [1, 2, 3]  # saved after every batch when checkpoint_every = 0
 
 
@@ -129,8 +140,12 @@ def test_refuses_to_overwrite_and_checks_config_on_resume(tmp_path, small_splits
 def test_recipes():
     theano = recipe_config("mnist-theano")
     assert theano.optimizer == "adam" and theano.lr == 3e-3 and theano.lr_final == 3e-7
-    assert theano.model_kwargs == {"hidden": 4096, "depth": 3, "dropout_in": 0.2,
-                                   "dropout_hidden": 0.5}
+    assert theano.model_kwargs == {
+        "hidden": 4096,
+        "depth": 3,
+        "dropout_in": 0.2,
+        "dropout_hidden": 0.5,
+    }
     torch7 = recipe_config("mnist-torch7", epochs=7, model_kwargs={"hidden": 64})
     assert torch7.epochs == 7 and torch7.model_kwargs["hidden"] == 64
     assert torch7.model_kwargs["shift_bn"] and torch7.optimizer == "shift-adamax"
@@ -152,12 +167,15 @@ def test_exponential_schedule_reaches_final_lr():
     assert opt.param_groups[0]["lr"] == pytest.approx(3e-7, rel=1e-6)
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"batch_size": 0}, "batch_size"),
-    ({"optimizer": "sgd"}, "optimizer"),
-    ({"lr": math.inf}, "lr"),
-    ({"compute_dtype": "float16"}, "compute_dtype"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"lr": math.inf}, "lr"),
+        ({"compute_dtype": "float16"}, "compute_dtype"),
+    ],
+)
 def test_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):
         tiny_config(**bad)
@@ -165,14 +183,28 @@ def test_config_validation(bad, match):
 
 def test_cli_train_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--hidden", "32", "--depth", "1", "--epochs", "1", "--out", str(out),
-            "--no-progress", "--compute-dtype", "float32"]
+    args = [
+        "train",
+        "--hidden",
+        "32",
+        "--depth",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--compute-dtype",
+        "float32",
+    ]
     assert main(args) == 0
     assert "test error at that epoch" in capsys.readouterr().out
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2
-    assert main(["train", "--model", "mnist-mlp", "--width", "2", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["train", "--model", "mnist-mlp", "--width", "2", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "does not take width" in capsys.readouterr().err
 
 

@@ -67,6 +67,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(
-            f"{path} is not a binarynet checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
+            f"{path} is not a binarynet checkpoint "
+            f"(format {found!r}, expected {CHECKPOINT_FORMAT!r})"
         )
     return state

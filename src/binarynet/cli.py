@@ -31,7 +31,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "(if any), then from the defaults of binarynet.train.TrainConfig.",
     )
     p.add_argument("--model", help="mnist-mlp | cifar10-convnet | svhn-convnet")
-    p.add_argument("--recipe", help="preset: mnist-theano | mnist-torch7 (the paper's) | mnist-demo")
+    p.add_argument(
+        "--recipe", help="preset: mnist-theano | mnist-torch7 (the paper's) | mnist-demo"
+    )
     p.add_argument("--data-dir", help="dataset directory (default: the bundled MNIST sample)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, plots)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -63,7 +65,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from binarynet.train import Trainer, TrainConfig, load_splits, recipe_config
+    from binarynet.train import TrainConfig, Trainer, load_splits, recipe_config
 
     out = Path(args.out)
     if args.resume:

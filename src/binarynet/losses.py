@@ -40,7 +40,8 @@ def square_hinge_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
         targets = pm1_targets(targets, scores.shape[1])
     elif targets.shape != scores.shape:
         raise ValueError(
-            f"±1 targets must have the scores' shape {tuple(scores.shape)}, got {tuple(targets.shape)}"
+            f"±1 targets must have the scores' shape {tuple(scores.shape)}, "
+            f"got {tuple(targets.shape)}"
         )
     return torch.clamp(1.0 - targets.to(scores.dtype) * scores, min=0.0).square().mean()
 

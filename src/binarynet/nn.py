@@ -315,7 +315,8 @@ class ShiftBatchNorm1d(_ExactEvalBatchNorm):
     Running statistics follow torch.nn.BatchNorm: mean and the *approximate* variance σ²_B (made
     unbiased with m/(m−1)) are averaged with ``momentum``. In evaluation mode::
 
-        y = x · scale + shift,  scale = AP2(γ) · AP2(1/√(running_var + ε)),  shift = β − running_mean·scale
+        y = x · scale + shift,   scale = AP2(γ) · AP2(1/√(running_var + ε)),
+                                 shift = β − running_mean · scale
 
     where ``scale`` is itself a power of two, so evaluation is a shift and an add.
     """

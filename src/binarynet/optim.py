@@ -89,7 +89,9 @@ class ShiftAdaMax(Optimizer):
         maximize: bool = False,
     ) -> None:
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"ShiftAdaMax: invalid learning rate {lr!r}; expected a finite value > 0")
+            raise ValueError(
+                f"ShiftAdaMax: invalid learning rate {lr!r}; expected a finite value > 0"
+            )
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"ShiftAdaMax: invalid betas {betas!r}; expected two values in [0, 1)")
         if not eps > 0:

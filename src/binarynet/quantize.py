@@ -31,7 +31,16 @@ import math
 
 import torch
 
-__all__ = ["ap2", "ap2_positive_", "ap2_scalar", "ap2_ste", "binarize", "hard_sigmoid", "sign", "ste_mask"]
+__all__ = [
+    "ap2",
+    "ap2_positive_",
+    "ap2_scalar",
+    "ap2_ste",
+    "binarize",
+    "hard_sigmoid",
+    "sign",
+    "ste_mask",
+]
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:

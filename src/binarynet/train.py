@@ -19,6 +19,7 @@ an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -150,7 +151,9 @@ def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
         try:
             values.update(RECIPES[recipe])
         except KeyError:
-            raise ValueError(f"unknown recipe {recipe!r}; expected one of {sorted(RECIPES)}") from None
+            raise ValueError(
+                f"unknown recipe {recipe!r}; expected one of {sorted(RECIPES)}"
+            ) from None
         values["model_kwargs"] = dict(values.get("model_kwargs", {}))
         values["recipe"] = recipe
     model_kwargs = overrides.pop("model_kwargs", None) or {}
@@ -163,7 +166,9 @@ def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
 def load_splits(cfg: TrainConfig) -> datasets.Splits:
     """The dataset of ``cfg`` (MNIST from ``data_dir``, or the bundled sample when None)."""
     if cfg.dataset == "mnist":
-        return datasets.mnist_sample() if cfg.data_dir is None else datasets.load_mnist(cfg.data_dir)
+        return (
+            datasets.mnist_sample() if cfg.data_dir is None else datasets.load_mnist(cfg.data_dir)
+        )
     raise ValueError(f"unknown dataset {cfg.dataset!r}; expected 'mnist'")
 
 
@@ -172,7 +177,9 @@ def _resolve_compute_dtype(name: str) -> torch.dtype:
         return torch.float32
     if name == "bfloat16":
         return torch.bfloat16
-    fast_bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    fast_bf16 = (
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
     return torch.bfloat16 if fast_bf16 else torch.float32
 
 
@@ -236,6 +243,14 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
+def _epoch_line(row: dict[str, Any]) -> str:
+    return (
+        f"epoch {row['epoch']:4d}  lr {row['lr']:.3g}  train loss {row['train_loss']:.4f} "
+        f"err {100 * row['train_error']:.2f}%  valid err {100 * row['valid_error']:.2f}%  "
+        f"test err {100 * row['test_error']:.2f}%  ({row['epoch_seconds']:.1f} s)"
+    )
+
+
 class _StopRequest:
     """Turns SIGINT / SIGTERM into a flag checked between batches (restored on exit)."""
 
@@ -245,10 +260,9 @@ class _StopRequest:
 
     def __enter__(self) -> _StopRequest:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            # Outside the main thread signal() raises ValueError: signals stay with their owner.
+            with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: signals stay with their owner
-                pass
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -469,11 +483,7 @@ class Trainer:
             row = self._finish_epoch(time.monotonic() - epoch_start)
             last_save = time.monotonic()
             if self.progress:
-                tqdm.write(
-                    f"epoch {row['epoch']:4d}  lr {row['lr']:.3g}  train loss {row['train_loss']:.4f}"
-                    f" err {100 * row['train_error']:.2f}%  valid err {100 * row['valid_error']:.2f}%"
-                    f"  test err {100 * row['test_error']:.2f}%  ({row['epoch_seconds']:.1f} s)"
-                )
+                tqdm.write(_epoch_line(row))
         return False
 
     def _summary(self, interrupted: bool) -> dict[str, Any]:
