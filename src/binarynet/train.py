@@ -482,8 +482,7 @@ class Trainer:
             bar.close()
             row = self._finish_epoch(time.monotonic() - epoch_start)
             last_save = time.monotonic()
-            if self.progress:
-                tqdm.write(_epoch_line(row))
+            tqdm.write(_epoch_line(row))  # one line per epoch, with or without the bar
         return False
 
     def _summary(self, interrupted: bool) -> dict[str, Any]:
