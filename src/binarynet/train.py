@@ -420,6 +420,8 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_state_dict(load_checkpoint(self.out_dir / "last.pt"))
+            for stale in self.out_dir.glob(".*.tmp"):  # partial writes of a killed run
+                stale.unlink(missing_ok=True)
         elif (self.out_dir / "last.pt").exists():
             raise FileExistsError(
                 f"{self.out_dir} already holds a run (last.pt); pass resume=True (--resume) to "
