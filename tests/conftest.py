@@ -34,3 +34,15 @@ def mnist_dir(shared_data: Path) -> Path:
     if missing:
         pytest.skip(f"MNIST files missing in {directory}: {', '.join(missing)}")
     return directory
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_dir(shared_data: Path) -> Path:
+    """The JPEG copy of CIFAR-10 (``index.csv`` + ``cifar10_jpeg_q75.tar.gz``); skips when
+    either is absent."""
+    directory = shared_data / "cifar10-jpeg"
+    names = ("index.csv", "cifar10_jpeg_q75.tar.gz")
+    missing = [name for name in names if not (directory / name).is_file()]
+    if missing:
+        pytest.skip(f"CIFAR-10 JPEG copy incomplete in {directory}: {', '.join(missing)} missing")
+    return directory
