@@ -1,0 +1,295 @@
+// Kernel choice and the operation drivers: packing of A into panels, cache blocking, the split into
+// tasks for the thread pool, and the epilogue set-up of each operation. Baseline ISA: the only
+// ISA-specific code reached from here is through the KernelSet pointers, after the CPU check.
+#include "bgemm/dispatch.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+#include "bconv/im2col.h"
+#include "bconv/padding.h"
+#include "bconv/reference.h"
+#include "bgemm/kernel.h"
+#include "bgemm/reference.h"
+#include "bitpack.h"
+#include "threadpool.h"
+
+namespace binarynet {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Kernel choice: a small, readable function. The CPU checks also test that the OS saves the
+// AVX/AVX-512 register state (libgcc's __builtin_cpu_supports reads XCR0).
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+         __builtin_cpu_supports("bmi2");
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
+}
+
+const char* kernel_name(Kernel k) {
+  switch (k) {
+    case Kernel::Reference: return "reference";
+    case Kernel::Portable: return "portable";
+    case Kernel::Avx2: return "avx2";
+    case Kernel::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+Kernel named_kernel(const std::string& name) {
+  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512}) {
+    if (name == kernel_name(k)) {
+      const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) && (k != Kernel::Avx512 || cpu_has_avx512());
+      if (!ok)
+        throw std::invalid_argument("kernel '" + name +
+                                    "' is not supported by this CPU (available: " +
+                                    [] {
+                                      std::string s;
+                                      for (const auto& n : available_kernels()) s += (s.empty() ? "" : ", ") + n;
+                                      return s;
+                                    }() + ")");
+      return k;
+    }
+  }
+  throw std::invalid_argument("unknown kernel '" + name +
+                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512')");
+}
+
+const KernelSet& kernel_set(Kernel k) {
+  switch (k) {
+    case Kernel::Avx512: return *avx512_kernels();
+    case Kernel::Avx2: return *avx2_kernels();
+    default: return *portable_kernels();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generic driver: pc[r][n] = Σ_k popcount(op(A[r][k], W[n][k])) followed by the epilogue,
+// for A rows produced panel by panel by `pack` (fills rows [r0, r0 + n) of A, as panels, zero past
+// the end) — or read in place from `direct` when there are fewer than 8 rows.
+
+constexpr std::size_t kBlockBytes = 192 * 1024;    // a row block of packed A: fits in L2
+constexpr std::size_t kChunkBytes = 16u << 20;     // packed A held at once (chunks of row blocks)
+constexpr std::size_t kTileRows = 24;              // row blocks are a multiple of every micro-tile
+constexpr std::size_t kParallelPackWords = 1 << 16;
+
+std::size_t round_up(std::size_t x, std::size_t m) { return (x + m - 1) / m * m; }
+std::size_t ceil_div(std::size_t x, std::size_t m) { return (x + m - 1) / m; }
+
+struct AlignedBuffer {
+  std::uint64_t* p = nullptr;
+  explicit AlignedBuffer(std::size_t words) {
+    const std::size_t bytes = round_up(std::max<std::size_t>(words, 1) * 8, 64);
+    p = static_cast<std::uint64_t*>(std::aligned_alloc(64, bytes));
+    if (!p) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(p); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+};
+
+template <typename Pack>
+void run_gemm(const KernelSet& ks, BitOp op, std::size_t rows, std::size_t nwords, Pack&& pack,
+              const std::uint64_t* direct, std::size_t lda, const std::uint64_t* w,
+              std::size_t ldw, std::size_t N, const Epilogue& ep, int threads) {
+  if (rows == 0 || N == 0) return;
+  if (direct && rows < kPanelRows && ep.planes == 1) {
+    // Batch-1 path: memory-bound on W, parallel over column blocks of 64 W rows.
+    const std::size_t nb = 64, ntasks = ceil_div(N, nb);
+    parallel_for(ntasks, threads, [&](std::size_t t) {
+      ks.rows(op, direct, lda, 0, rows, nwords, w, ldw, t * nb, std::min(N, (t + 1) * nb), ep);
+    });
+    return;
+  }
+  const std::size_t row_bytes = std::max<std::size_t>(nwords, 1) * 8;
+  const std::size_t block_rows =
+      std::max<std::size_t>(kTileRows, kBlockBytes / row_bytes / kTileRows * kTileRows);
+  const std::size_t chunk_rows = std::max<std::size_t>(block_rows, kChunkBytes / row_bytes / block_rows * block_rows);
+  const std::size_t first_chunk = std::min(chunk_rows, round_up(rows, kPanelRows));
+  AlignedBuffer buf(first_chunk * nwords);
+  for (std::size_t c0 = 0; c0 < rows; c0 += chunk_rows) {
+    const std::size_t crows = std::min(chunk_rows, rows - c0);
+    const std::size_t cpanels = ceil_div(crows, kPanelRows);
+    // 1. Pack the chunk (in parallel when it is big enough to matter).
+    const std::size_t panels_per_task = 16;
+    const std::size_t npack = ceil_div(cpanels, panels_per_task);
+    const int pack_threads = crows * nwords >= kParallelPackWords ? threads : 1;
+    parallel_for(npack, pack_threads, [&](std::size_t t) {
+      const std::size_t p0 = t * panels_per_task, p1 = std::min(cpanels, p0 + panels_per_task);
+      const std::size_t r0 = p0 * kPanelRows;
+      pack(c0 + r0, std::min(crows, p1 * kPanelRows) - r0, buf.p + p0 * nwords * kPanelRows);
+    });
+    // 2. Tasks: row blocks × column blocks; enough of them for dynamic balance (another process
+    // may be using one of the cores), each column block a multiple of 8 columns.
+    const std::size_t nrb = ceil_div(crows, block_rows);
+    std::size_t ncb = 1;
+    if (threads > 1) ncb = std::min(ceil_div(N, 8), ceil_div(4 * static_cast<std::size_t>(threads), nrb));
+    const std::size_t cb_cols = round_up(ceil_div(N, ncb), 8);
+    ncb = ceil_div(N, cb_cols);
+    parallel_for(nrb * ncb, threads, [&](std::size_t t) {
+      const std::size_t rb = t / ncb, cb = t % ncb;
+      const std::size_t r0 = rb * block_rows, n0 = cb * cb_cols;
+      ks.panels(op, buf.p + r0 * nwords, c0 + r0, std::min(block_rows, crows - r0), nwords, w, ldw,
+                n0, std::min(N, n0 + cb_cols), ep);
+    });
+  }
+}
+
+// Panels of plain matrix rows a [M, lda].
+struct MatrixRows {
+  const std::uint64_t* a;
+  std::size_t M, lda, nwords;
+  void operator()(std::size_t r0, std::size_t n, std::uint64_t* dst) const {
+    const std::size_t np = ceil_div(n, kPanelRows);
+    for (std::size_t q = 0; q < np; ++q) {
+      std::uint64_t* panel = dst + q * nwords * kPanelRows;
+      for (std::size_t l = 0; l < kPanelRows; ++l) {
+        const std::size_t i = q * kPanelRows + l, r = r0 + i;
+        if (i < n && r < M) {
+          const std::uint64_t* src = a + r * lda;
+          for (std::size_t k = 0; k < nwords; ++k) panel[k * kPanelRows + l] = src[k];
+        } else {
+          for (std::size_t k = 0; k < nwords; ++k) panel[k * kPanelRows + l] = 0;
+        }
+      }
+    }
+  }
+};
+
+void gemm_common(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
+                 std::size_t N, std::size_t nw, const Epilogue& ep, int threads) {
+  MatrixRows src{a, M, nw, nw};
+  run_gemm(kernel_set(kern), BitOp::Xor, M, nw, src, a, nw, w, nw, N, ep, threads);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+std::vector<std::string> available_kernels() {
+  std::vector<std::string> names = {"reference", "portable"};
+  if (cpu_has_avx2()) names.push_back("avx2");
+  if (cpu_has_avx512()) names.push_back("avx512");
+  return names;
+}
+
+std::string default_kernel() {
+  if (const char* env = std::getenv("BINARYNET_KERNEL")) {
+    const std::string name(env);
+    if (!name.empty() && name != "auto") {
+      try {
+        return kernel_name(named_kernel(name));
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("environment variable BINARYNET_KERNEL: ") + e.what());
+      }
+    }
+  }
+  return available_kernels().back();
+}
+
+Kernel resolve_kernel(const std::string& name) {
+  return named_kernel(name == "auto" ? default_kernel() : name);
+}
+
+void bgemm(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
+           std::size_t N, std::size_t nw, std::size_t k, int threads, std::int32_t* out) {
+  if (kern == Kernel::Reference) return reference::bgemm(a, M, w, N, nw, k, out);
+  Epilogue ep;
+  ep.base = static_cast<std::int32_t>(k);
+  ep.out = out;
+  ep.ldo = N;
+  gemm_common(kern, a, M, w, N, nw, ep, threads);
+}
+
+void bgemm_threshold(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
+                     std::size_t N, std::size_t nw, std::size_t k, const std::int32_t* lo,
+                     const std::int32_t* hi, int threads, std::uint64_t* out) {
+  if (kern == Kernel::Reference) {
+    std::unique_ptr<std::int32_t[]> x(new std::int32_t[std::max<std::size_t>(M * N, 1)]);
+    reference::bgemm(a, M, w, N, nw, k, x.get());
+    return reference::threshold_bits(x.get(), M, N, lo, hi, out);
+  }
+  Epilogue ep;
+  ep.base = static_cast<std::int32_t>(k);
+  ep.bits = reinterpret_cast<std::uint8_t*>(out);
+  ep.ldb = words_for(N) * 8;
+  ep.lo = lo;
+  ep.hi = hi;
+  gemm_common(kern, a, M, w, N, nw, ep, threads);
+}
+
+// Bit-plane GEMM (paper, Algorithm 5). With bₚ the bit planes of x and w = 1 − 2·wneg (wneg = the
+// stored bit), for each plane Σ_i bₚ[i]·w[i] = popcount(bₚ) − 2·popcount(bₚ ∧ wneg), so
+//     s = Σ_p 2ᵖ·(popcount(bₚ) − 2·popcount(bₚ ∧ wneg)) = Σ_i x[i] − 2·Σ_p 2ᵖ·popcount(bₚ ∧ wneg):
+// an AND-popcount GEMM whose A rows are the 8 planes of each x row (one panel per x row, plane p
+// in lane p), row_base = Σ_i x[i], and the epilogue's plane combination (planes = 8).
+void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_t K,
+                   const std::uint64_t* w, std::size_t N, std::size_t nw, int threads,
+                   std::int32_t* out) {
+  if (kern == Kernel::Reference) return reference::bitplane_gemm(x, M, K, w, N, nw, out);
+  std::unique_ptr<std::int32_t[]> rowsum(new std::int32_t[std::max<std::size_t>(M, 1)]);
+  auto pack = [&](std::size_t r0, std::size_t n, std::uint64_t* dst) {
+    // r0, n count A rows (8 per x row); both are multiples of 8 here.
+    for (std::size_t q = 0; q < ceil_div(n, kPanelRows); ++q) {
+      const std::size_t m = r0 / kPanelRows + q;
+      std::uint64_t* panel = dst + q * nw * kPanelRows;
+      std::memset(panel, 0, nw * kPanelRows * sizeof(std::uint64_t));
+      if (m >= M) continue;
+      const std::uint8_t* row = x + m * K;
+      bitplanes_row(row, K, panel, /*plane_stride=*/1, /*word_stride=*/kPanelRows);
+      std::int32_t s = 0;
+      for (std::size_t i = 0; i < K; ++i) s += row[i];
+      rowsum[m] = s;
+    }
+  };
+  Epilogue ep;
+  ep.row_base = rowsum.get();
+  ep.planes = 8;
+  ep.out = out;
+  ep.ldo = N;
+  run_gemm(kernel_set(kern), BitOp::And, M * kPanelRows, nw, pack, nullptr, 0, w, nw, N, ep,
+           threads);
+}
+
+void bconv2d(Kernel kern, const ConvGeom& g, const std::uint64_t* x, const std::uint64_t* w,
+             const std::int32_t* lo, const std::int32_t* hi, int threads, std::int32_t* out,
+             std::uint64_t* out_bits) {
+  const std::size_t M = g.rows(), N = g.O;
+  if (kern == Kernel::Reference) {
+    if (!out_bits) return reference::bconv2d(g, x, w, out);
+    std::unique_ptr<std::int32_t[]> v(new std::int32_t[std::max<std::size_t>(M * N, 1)]);
+    reference::bconv2d(g, x, w, v.get());
+    return reference::threshold_bits(v.get(), M, N, lo, hi, out_bits);
+  }
+  const PaddingCorrection pc = padding_correction(g, w);
+  Epilogue ep;
+  ep.base = static_cast<std::int32_t>(g.kh * g.kw * g.c);
+  ep.corr = pc.table.data();
+  ep.corr_row = pc.offset.data();
+  if (out_bits) {
+    ep.bits = reinterpret_cast<std::uint8_t*>(out_bits);
+    ep.ldb = words_for(N) * 8;
+    ep.lo = lo;
+    ep.hi = hi;
+  } else {
+    ep.out = out;
+    ep.ldo = N;
+  }
+  auto pack = [&](std::size_t r0, std::size_t n, std::uint64_t* dst) {
+    conv_rows_to_panels(g, x, r0, n, dst);
+  };
+  run_gemm(kernel_set(kern), BitOp::Xor, M, g.row_words(), pack, nullptr, 0, w, g.row_words(), N,
+           ep, threads);
+}
+
+}  // namespace binarynet
