@@ -211,3 +211,83 @@ def test_cli_train_and_resume(tmp_path, capsys):
 def test_bundled_sample_split_sizes_feed_the_trainer():
     s = mnist_sample()
     assert s.train.images.dtype == np.uint8 and len(s.train) > len(s.valid) > 0
+
+
+def colour_splits(n_train=120, size=32, seed=0) -> Splits:
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        labels = rng.integers(0, 10, n)
+        # class-dependent colour so that a few steps can learn something
+        images = rng.integers(0, 64, (n, size, size, 3)) + 16 * labels[:, None, None, None]
+        return Split(images.astype(np.uint8), labels.astype(np.int64))
+
+    return Splits(split(n_train), split(40), split(40), name="synthetic-colour")
+
+
+def convnet_config(**overrides):
+    values = dict(
+        model="cifar10-convnet",
+        model_kwargs={"width": 0.0625, "fc_width": 32, "shift_bn": True},
+        dataset="cifar10",
+        preprocess="pixels",
+        augment=True,
+        optimizer="adam",
+        lr=1e-3,
+        lr_final=1e-4,
+        batch_size=40,
+        epochs=2,
+        seed=1,
+        compute_dtype="float32",
+    )
+    values.update(overrides)
+    return recipe_config(None, **values)
+
+
+def test_convnet_training_with_augmentation_resumes_exactly(tmp_path):
+    splits = colour_splits()
+    reference = Trainer(convnet_config(), splits, tmp_path / "ref", progress=False)
+    reference.run()
+
+    def interrupt(trainer):
+        if (trainer.epoch, trainer.batch) == (1, 1):
+            trainer.stop.signal = signal.SIGINT
+
+    Trainer(convnet_config(), splits, tmp_path / "run", progress=False, on_batch=interrupt).run()
+    resumed = Trainer(convnet_config(), splits, tmp_path / "run", progress=False)
+    resumed.run(resume=True)
+    for key, value in reference.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    # the torch model takes NCHW; the data is NHWC
+    assert resumed.train_x.shape == (120, 3, 32, 32)
+    assert torch.equal(
+        resumed.train_x[0].permute(1, 2, 0), torch.from_numpy(splits.train.images[0])
+    )
+    model = load_model(tmp_path / "run" / "best.pt")
+    assert model.preprocessor is not None and model.preprocessor.kind == "pixels"
+
+
+def test_gcn_zca_preprocessor_is_fitted_on_train_and_saved(tmp_path):
+    splits = colour_splits(n_train=200, size=4)  # 48 features: a fast ZCA
+    cfg = convnet_config(preprocess="gcn-zca", augment=False)
+    trainer = Trainer(cfg, splits, tmp_path, progress=False)
+    trainer._prepare_data(None)
+    pre = trainer.preprocessor
+    assert trainer.train_x.dtype == torch.uint8
+    expected = pre.transform(splits.test.images)
+    assert torch.equal(trainer.test_x, torch.from_numpy(expected).permute(0, 3, 1, 2))
+    from binarynet.checkpoint import save_checkpoint
+    from binarynet.preprocess import GCNZCA, load_preprocessor
+
+    refit = GCNZCA().fit(splits.train.images)  # fitted on the training split only
+    assert np.array_equal(refit.transform(splits.valid.images), pre.transform(splits.valid.images))
+    save_checkpoint(tmp_path / "p.pt", {"preprocess": trainer._preprocessor_state()})
+    restored = load_preprocessor(torch.load(tmp_path / "p.pt", weights_only=True)["preprocess"])
+    assert np.array_equal(restored.transform(splits.test.images), expected)
+
+
+def test_colour_dataset_needs_a_data_dir():
+    from binarynet.train import load_splits
+
+    with pytest.raises(ValueError, match="needs --data-dir"):
+        load_splits(convnet_config())

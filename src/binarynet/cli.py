@@ -32,9 +32,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", help="mnist-mlp | cifar10-convnet | svhn-convnet")
     p.add_argument(
-        "--recipe", help="preset: mnist-theano | mnist-torch7 (the paper's) | mnist-demo"
+        "--recipe",
+        help="preset: mnist-theano | mnist-torch7 | cifar10-theano | cifar10-torch7 | "
+        "svhn-theano | svhn-torch7 (the paper's) | mnist-demo",
     )
+    p.add_argument("--dataset", choices=["mnist", "cifar10", "svhn"], help="default: mnist")
     p.add_argument("--data-dir", help="dataset directory (default: the bundled MNIST sample)")
+    p.add_argument("--cache-dir", help="where to cache decoded images (the CIFAR-10 JPEG copy)")
+    p.add_argument(
+        "--preprocess",
+        choices=["pixels", "gcn-zca"],
+        help="colour images: pixels scaled to [-1, 1] (Theano) or GCN + ZCA (Torch7), 8-bit",
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random crops (4-pixel padding) and horizontal flips (off in the paper)",
+    )
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, plots)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--epochs", type=_positive_int)
@@ -95,7 +110,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             args.recipe,
             model=args.model,
             model_kwargs=model_kwargs,
+            dataset=args.dataset,
             data_dir=args.data_dir,
+            cache_dir=args.cache_dir,
+            preprocess=args.preprocess,
+            augment=args.augment,
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,

@@ -41,6 +41,7 @@ from binarynet.losses import square_hinge_loss
 from binarynet.models import build_model
 from binarynet.nn import clip_weights_, set_compute_dtype
 from binarynet.optim import ShiftAdaMax, param_groups
+from binarynet.preprocess import PREPROCESSORS, augment, load_preprocessor
 
 __all__ = [
     "RECIPES",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "shift-adamax")
+DATASETS = ("mnist", "cifar10", "svhn")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 
 
@@ -77,6 +79,9 @@ class TrainConfig:
     checkpoint_every: float = 300.0
     eval_batch_size: int = 1000
     recipe: str | None = None
+    preprocess: str | None = None
+    augment: bool = False
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -99,6 +104,13 @@ class TrainConfig:
             raise ValueError(f"lr_halve_every must be > 0, got {self.lr_halve_every!r}")
         if self.threads is not None and not self.threads > 0:
             raise ValueError(f"threads must be > 0, got {self.threads!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.preprocess is not None and self.preprocess not in PREPROCESSORS:
+            raise ValueError(
+                f"preprocess must be one of {sorted(PREPROCESSORS)} or None, "
+                f"got {self.preprocess!r}"
+            )
 
 
 # The paper's recipes (and a quick demo). Command-line options override single fields.
@@ -141,6 +153,61 @@ RECIPES: dict[str, dict[str, Any]] = {
         "batch_size": 100,
         "epochs": 100,
     },
+    # Theano code (Train-time/cifar10.py): the ConvNet with standard BN, pixels scaled to
+    # [−1, 1], Adam with the Glorot LR scale, LR 1e-3 → 3e-7 (exponential, 500 epochs), batch 50.
+    "cifar10-theano": {
+        "model": "cifar10-convnet",
+        "dataset": "cifar10",
+        "preprocess": "pixels",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "lr_final": 3e-7,
+        "glorot_lr": True,
+        "glorot_pow2": False,
+        "batch_size": 50,
+        "epochs": 500,
+    },
+    # Torch7 code (Main_BinaryNet_Cifar10.lua): shift BN, GCN + ZCA whitening, shift AdaMax,
+    # batch 200, LR halved every 50 epochs.
+    "cifar10-torch7": {
+        "model": "cifar10-convnet",
+        "model_kwargs": {"shift_bn": True},
+        "dataset": "cifar10",
+        "preprocess": "gcn-zca",
+        "optimizer": "shift-adamax",
+        "lr": 2.0**-10,
+        "lr_halve_every": 50,
+        "glorot_lr": True,
+        "glorot_pow2": True,
+        "batch_size": 200,
+        "epochs": 500,
+    },
+    # Theano code (Train-time/svhn.py): half-width ConvNet, Adam 1e-3 → 3e-6 over 200 epochs.
+    "svhn-theano": {
+        "model": "svhn-convnet",
+        "dataset": "svhn",
+        "preprocess": "pixels",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "lr_final": 3e-6,
+        "glorot_lr": True,
+        "glorot_pow2": False,
+        "batch_size": 50,
+        "epochs": 200,
+    },
+    "svhn-torch7": {
+        "model": "svhn-convnet",
+        "model_kwargs": {"shift_bn": True},
+        "dataset": "svhn",
+        "preprocess": "gcn-zca",
+        "optimizer": "shift-adamax",
+        "lr": 2.0**-10,
+        "lr_halve_every": 50,
+        "glorot_lr": True,
+        "glorot_pow2": True,
+        "batch_size": 200,
+        "epochs": 200,
+    },
 }
 
 
@@ -164,12 +231,23 @@ def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
 
 
 def load_splits(cfg: TrainConfig) -> datasets.Splits:
-    """The dataset of ``cfg`` (MNIST from ``data_dir``, or the bundled sample when None)."""
+    """The dataset of ``cfg``: MNIST from ``data_dir`` (the bundled sample when None),
+    CIFAR-10 (python batches or the JPEG copy) or SVHN (.mat files) from ``data_dir``."""
     if cfg.dataset == "mnist":
-        return (
-            datasets.mnist_sample() if cfg.data_dir is None else datasets.load_mnist(cfg.data_dir)
-        )
-    raise ValueError(f"unknown dataset {cfg.dataset!r}; expected 'mnist'")
+        if cfg.data_dir is None:
+            return datasets.mnist_sample()
+        return datasets.load_mnist(cfg.data_dir)
+    if cfg.data_dir is None:
+        raise ValueError(f"dataset {cfg.dataset!r} needs --data-dir (only MNIST is bundled)")
+    if cfg.dataset == "cifar10":
+        return datasets.load_cifar10(cfg.data_dir, cache_dir=cfg.cache_dir)
+    return datasets.load_svhn(cfg.data_dir)
+
+
+def preprocessor_state_to_torch(state: dict[str, Any]) -> dict[str, Any]:
+    """A preprocessor's state with its arrays as tensors (``torch.load(weights_only=True)``
+    accepts tensors and plain values, not NumPy arrays)."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
 
 
 def _resolve_compute_dtype(name: str) -> torch.dtype:
@@ -183,10 +261,17 @@ def _resolve_compute_dtype(name: str) -> torch.dtype:
     return torch.bfloat16 if fast_bf16 else torch.float32
 
 
-def _as_tensors(split: datasets.Split) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.ascontiguousarray(split.images)), torch.from_numpy(
-        np.ascontiguousarray(split.labels).astype(np.int64)
-    )
+def images_to_torch(images: np.ndarray) -> torch.Tensor:
+    """uint8 images as the torch models take them: [N, H, W] (grey) unchanged, colour NHWC →
+    NCHW (the PyTorch convention; the engine takes NHWC)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images))
+    if tensor.dim() == 4:
+        tensor = tensor.permute(0, 3, 1, 2).contiguous()
+    return tensor
+
+
+def _labels_to_torch(labels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
 
 
 @torch.no_grad()
@@ -226,11 +311,17 @@ def build_scheduler(
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:
-    """Rebuild the model of a ``best.pt`` / ``last.pt`` checkpoint, in evaluation mode."""
+    """Rebuild the model of a ``best.pt`` / ``last.pt`` checkpoint, in evaluation mode.
+
+    The model's ``preprocessor`` attribute is the fitted preprocessor the run trained with
+    (:mod:`binarynet.preprocess`), or None: apply its ``transform`` to raw uint8 images first.
+    """
     state = load_checkpoint(checkpoint)
     cfg = state["config"]
     model = build_model(cfg["model"], **cfg["model_kwargs"])
     model.load_state_dict(state["model_state"])
+    saved = state.get("preprocess")
+    model.preprocessor = load_preprocessor(saved) if saved is not None else None
     return model.eval()
 
 
@@ -294,11 +385,11 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.on_batch = on_batch
-        self.train_x, self.train_y = _as_tensors(splits.train)
-        self.valid_x, self.valid_y = _as_tensors(splits.valid)
-        self.test_x, self.test_y = _as_tensors(splits.test)
-        if len(self.train_x) < 2:
-            raise ValueError(f"the training split has {len(self.train_x)} images; need at least 2")
+        self.splits = splits
+        if len(splits.train) < 2:
+            raise ValueError(f"the training split has {len(splits.train)} images; need at least 2")
+        self.preprocessor = None
+        self._train_images: np.ndarray | None = None  # uint8 NHWC, kept for augmentation
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, **cfg.model_kwargs)
         self.compute_dtype = _resolve_compute_dtype(cfg.compute_dtype)
@@ -314,9 +405,31 @@ class Trainer:
         self.stop = _StopRequest()
 
     # -- state ---------------------------------------------------------------------------------
+    def _prepare_data(self, saved_preprocessor: dict[str, Any] | None) -> None:
+        """Fit (or restore) the preprocessor on the training split, turn every split into the
+        network's uint8 input once, and move it to torch tensors in the model's layout."""
+        splits = self.splits
+        train, valid, test = splits.train.images, splits.valid.images, splits.test.images
+        if saved_preprocessor is not None:
+            self.preprocessor = load_preprocessor(saved_preprocessor)
+        elif self.cfg.preprocess is not None:
+            self.preprocessor = PREPROCESSORS[self.cfg.preprocess]().fit(train)
+        if self.preprocessor is not None:
+            train, valid, test = (self.preprocessor.transform(x) for x in (train, valid, test))
+        self._train_images = train if self.cfg.augment else None
+        self.train_x, self.train_y = images_to_torch(train), _labels_to_torch(splits.train.labels)
+        self.valid_x, self.valid_y = images_to_torch(valid), _labels_to_torch(splits.valid.labels)
+        self.test_x, self.test_y = images_to_torch(test), _labels_to_torch(splits.test.labels)
+
+    def _preprocessor_state(self) -> dict[str, Any] | None:
+        if self.preprocessor is None:
+            return None
+        return preprocessor_state_to_torch(self.preprocessor.state_dict())
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "config": dataclasses.asdict(self.cfg),
+            "preprocess": self._preprocessor_state(),
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
@@ -333,7 +446,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state["config"]
         current = dataclasses.asdict(self.cfg)
-        for key in ("model", "model_kwargs", "optimizer", "batch_size", "dataset", "seed"):
+        keys = ("model", "model_kwargs", "optimizer", "batch_size", "dataset", "seed", "preprocess")
+        for key in keys:
             if saved.get(key) != current.get(key):
                 raise ValueError(
                     f"cannot resume: the checkpoint was trained with {key}={saved.get(key)!r} "
@@ -357,6 +471,16 @@ class Trainer:
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.train_x), generator=g)
+
+    def _batch(self, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.cfg.batch_size
+        idx = order[self.batch * b : (self.batch + 1) * b]
+        if self._train_images is None:
+            return self.train_x[idx], self.train_y[idx]
+        # Augmentation draws from a generator seeded by (seed, epoch, batch): resumable.
+        rng = np.random.default_rng((self.cfg.seed, self.epoch, self.batch))
+        images = augment(self._train_images[idx.numpy()], rng)
+        return images_to_torch(images), self.train_y[idx]
 
     def _num_batches(self) -> int:
         n, b = len(self.train_x), self.cfg.batch_size
@@ -400,6 +524,7 @@ class Trainer:
                 self.out_dir / "best.pt",
                 {
                     "config": dataclasses.asdict(self.cfg),
+                    "preprocess": self._preprocessor_state(),
                     "model_state": self.model.state_dict(),
                     "epoch": row["epoch"],
                     "metrics": row,
@@ -419,7 +544,9 @@ class Trainer:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
-            self.load_state_dict(load_checkpoint(self.out_dir / "last.pt"))
+            state = load_checkpoint(self.out_dir / "last.pt")
+            self._prepare_data(state.get("preprocess"))
+            self.load_state_dict(state)
             for stale in self.out_dir.glob(".*.tmp"):  # partial writes of a killed run
                 stale.unlink(missing_ok=True)
         elif (self.out_dir / "last.pt").exists():
@@ -427,6 +554,8 @@ class Trainer:
                 f"{self.out_dir} already holds a run (last.pt); pass resume=True (--resume) to "
                 "continue it or choose another output directory"
             )
+        else:
+            self._prepare_data(None)
         _write_json(self.out_dir / "config.json", dataclasses.asdict(cfg))
         previous_threads = torch.get_num_threads()
         if cfg.threads:
@@ -455,9 +584,8 @@ class Trainer:
                 dynamic_ncols=True,
             )
             while self.batch < num_batches:
-                idx = order[self.batch * cfg.batch_size : (self.batch + 1) * cfg.batch_size]
                 t0 = time.monotonic()
-                self._train_step(self.train_x[idx], self.train_y[idx])
+                self._train_step(*self._batch(order))
                 self.elapsed += time.monotonic() - t0
                 self.batch += 1
                 bar.update(1)
