@@ -32,7 +32,7 @@ int default_threads() {
 
 class Pool {
  public:
-  // Runs the job on `threads` threads (the caller plus threads − 1 workers).
+  // Runs the job on up to `threads` threads (the caller plus threads − 1 workers).
   void run(std::size_t ntasks, int threads, TaskFn fn, void* ctx) {
     std::unique_lock<std::mutex> region(region_mu_, std::try_to_lock);
     if (!region.owns_lock()) {  // busy (another caller, or nested): run here, serially
@@ -49,18 +49,24 @@ class Pool {
       ntasks_ = ntasks;
       next_.store(0, std::memory_order_relaxed);
       helpers_ = helpers;
-      pending_.store(helpers, std::memory_order_relaxed);
+      closed_ = false;
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     work();
-    // Wait for the helpers to finish their last task (spin briefly, then sleep).
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    // Every task is taken. Close the job: a worker that wakes up from now on leaves it alone
+    // (with another process on its core it may wake much later), so only the workers that joined
+    // — and may still be running a task — are waited for.
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      closed_ = true;
+    }
+    for (int spin = 0; active_.load(std::memory_order_acquire) != 0; ++spin) {
       if (spin < kSpin) {
         BINARYNET_PAUSE();
       } else {
         std::unique_lock<std::mutex> lk(mu_);
-        done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+        done_cv_.wait(lk, [&] { return active_.load(std::memory_order_acquire) == 0; });
       }
     }
   }
@@ -99,27 +105,26 @@ class Pool {
         g = generation_.load(std::memory_order_acquire);
       }
       seen = g;
-      int helpers;
       {
         std::lock_guard<std::mutex> lk(mu_);
-        helpers = helpers_;
+        if (closed_ || index >= helpers_ || generation_.load(std::memory_order_relaxed) != g)
+          continue;  // too late for this job, or not needed
+        active_.fetch_add(1, std::memory_order_relaxed);
       }
-      if (index >= helpers) continue;  // not needed for this job
       work();
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(mu_);
-        done_cv_.notify_all();
-      }
+      std::lock_guard<std::mutex> lk(mu_);
+      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_all();
     }
   }
 
   std::mutex region_mu_;  // one parallel region at a time
-  std::mutex mu_;
+  std::mutex mu_;         // guards the job description below and closed_
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   std::atomic<unsigned> generation_{0};
   std::atomic<std::size_t> next_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> active_{0};  // workers inside work() for the current job
+  bool closed_ = true;
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
   std::size_t ntasks_ = 0;

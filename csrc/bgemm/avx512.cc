@@ -29,6 +29,7 @@ inline __m512i combine(__m512i a, __m512i b) {
 // In-register transpose of 8 rows of 8 int32 (AVX2 instructions, available under AVX-512VL).
 inline void transpose8x8(__m256i r[8]) {
   __m256i t[8], u[8];
+#pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
     t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
@@ -48,23 +49,33 @@ inline void transpose8x8(__m256i r[8]) {
 template <BitOp OP, int P>
 inline void tile_kernel(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8],
                         std::int32_t (*tile)[8]) {
+  // (The pragmas make sure the tile loops are unrolled whatever GCC's size heuristics say, so the
+  // accumulators live in registers.)
   __m512i acc[P][8];
+#pragma GCC unroll 8
   for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) acc[p][j] = _mm512_setzero_si512();
   const std::size_t ps = nwords * kPanelRows;  // words per panel
   for (std::size_t k = 0; k < nwords; ++k) {
     __m512i av[P];
+#pragma GCC unroll 8
     for (int p = 0; p < P; ++p) av[p] = _mm512_loadu_si512(a + p * ps + k * kPanelRows);
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
       const __m512i b = _mm512_set1_epi64(static_cast<long long>(wr[j][k]));
+#pragma GCC unroll 8
       for (int p = 0; p < P; ++p)
         acc[p][j] = _mm512_add_epi64(acc[p][j], _mm512_popcnt_epi64(combine<OP>(av[p], b)));
     }
   }
+#pragma GCC unroll 8
   for (int p = 0; p < P; ++p) {
     __m256i r[8];
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtepi64_epi32(acc[p][j]);  // lanes: rows
     transpose8x8(r);                                                     // lanes: columns
+#pragma GCC unroll 8
     for (int l = 0; l < 8; ++l)
       _mm256_store_si256(reinterpret_cast<__m256i*>(tile[p * 8 + l]), r[l]);
   }
@@ -111,10 +122,12 @@ struct Micro {
   static void rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8],
                    std::int32_t out[8]) {
     __m512i acc[8];
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) acc[j] = _mm512_setzero_si512();
     std::size_t k = 0;
     for (; k + 8 <= nwords; k += 8) {
       const __m512i av = _mm512_loadu_si512(a + k);
+#pragma GCC unroll 8
       for (int j = 0; j < 8; ++j)
         acc[j] = _mm512_add_epi64(
             acc[j], _mm512_popcnt_epi64(combine<OP>(av, _mm512_loadu_si512(wr[j] + k))));
@@ -122,6 +135,7 @@ struct Micro {
     if (k < nwords) {
       const __mmask8 m = static_cast<__mmask8>((1u << (nwords - k)) - 1);
       const __m512i av = _mm512_maskz_loadu_epi64(m, a + k);
+#pragma GCC unroll 8
       for (int j = 0; j < 8; ++j)
         acc[j] = _mm512_add_epi64(
             acc[j], _mm512_popcnt_epi64(combine<OP>(av, _mm512_maskz_loadu_epi64(m, wr[j] + k))));

@@ -1,0 +1,503 @@
+"""Tests of the compiled kernels (binarynet._kernels).
+
+Every case runs through every kernel this CPU has (``available_kernels()``: reference, portable,
+and avx2 / avx512 where supported) against a NumPy oracle on ±1 integer arrays; torch is only
+used for one cross-check of the convolution oracle.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+
+import numpy as np
+import pytest
+
+K = pytest.importorskip("binarynet._kernels")
+
+KERNELS = K.available_kernels()
+I32_MIN, I32_MAX = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy oracle
+
+
+def rng_for(*key: object) -> np.random.Generator:
+    """A generator seeded from the test's parameters (stable across runs, unlike hash())."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def random_pm1(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return np.where(rng.random(shape) < 0.5, -1, 1).astype(np.int8)
+
+
+def pack_np(pm1: np.ndarray, words: int | None = None) -> np.ndarray:
+    """±1 array [..., K] -> uint64 [..., words] (bit 1 = -1), independent of the C++ packer."""
+    *lead, k = pm1.shape
+    words = words if words is not None else (k + 63) // 64
+    bits = np.zeros((*lead, words * 64), dtype=np.uint8)
+    bits[..., :k] = pm1 < 0
+    return np.packbits(bits, axis=-1, bitorder="little").view("<u8").reshape(*lead, words)
+
+
+def bits_np(packed: np.ndarray, k: int) -> np.ndarray:
+    """uint64 [..., W] -> bool [..., k] of the set bits."""
+    as_bytes = np.ascontiguousarray(packed).view(np.uint8)
+    return np.unpackbits(as_bytes, axis=-1, bitorder="little")[..., :k].astype(bool)
+
+
+def threshold_np(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """bool: True where the output is -1 (bit 1)."""
+    return ~((lo <= x) & (x <= hi))
+
+
+def conv_np(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int]):
+    """NHWC ±1 x [B, H, W, C], w [Co, kh, kw, C] -> int64 [B, Ho, Wo, Co], zero padding."""
+    B, H, W, C = x.shape
+    Co, kh, kw, _ = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.zeros((B, H + 2 * ph, W + 2 * pw, C), dtype=np.int64)
+    xp[:, ph : ph + H, pw : pw + W] = x
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    out = np.zeros((B, Ho, Wo, Co), dtype=np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = xp[:, ky : ky + sh * (Ho - 1) + 1 : sh, kx : kx + sw * (Wo - 1) + 1 : sw]
+            out += patch @ w[:, ky, kx, :].astype(np.int64).T
+    return out
+
+
+def pack_nhwc(x: np.ndarray) -> np.ndarray:
+    return pack_np(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Module surface
+
+
+def test_available_and_default_kernels(monkeypatch):
+    assert KERNELS[:2] == ["reference", "portable"]
+    assert set(KERNELS) <= {"reference", "portable", "avx2", "avx512"}
+    monkeypatch.delenv("BINARYNET_KERNEL", raising=False)
+    assert K.default_kernel() == KERNELS[-1]
+    monkeypatch.setenv("BINARYNET_KERNEL", "portable")
+    assert K.default_kernel() == "portable"
+    monkeypatch.setenv("BINARYNET_KERNEL", "no-such-kernel")
+    with pytest.raises(ValueError, match=r"BINARYNET_KERNEL.*no-such-kernel"):
+        K.default_kernel()
+    a = pack_np(random_pm1(rng_for("env"), (2, 10)))
+    with pytest.raises(ValueError, match="no-such-kernel"):
+        K.bgemm(a, a, 10)
+    assert K.bgemm(a, a, 10, kernel="reference").shape == (2, 2)
+
+
+def test_num_threads_setting():
+    old = K.get_num_threads()
+    assert old >= 1
+    try:
+        K.set_num_threads(3)
+        assert K.get_num_threads() == 3
+    finally:
+        K.set_num_threads(old)
+    with pytest.raises(ValueError, match=r"set_num_threads: n must be in 1..1024, got 0"):
+        K.set_num_threads(0)
+
+
+# --------------------------------------------------------------------------------------------
+# Packing
+
+
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 127, 200])
+@pytest.mark.parametrize("dtype", [np.float32, np.int8])
+def test_pack_unpack_round_trip(k, dtype):
+    rng = rng_for("pack", k)
+    x = (
+        rng.normal(size=(5, k)).astype(dtype)
+        if dtype == np.float32
+        else rng.integers(-3, 4, (5, k)).astype(np.int8)
+    )
+    x[0, : min(k, 3)] = 0  # sign(0) = +1
+    packed = K.pack_signs(x)
+    assert packed.dtype == np.uint64 and packed.shape == (5, (k + 63) // 64)
+    expected = np.where(x < 0, -1, 1).astype(np.int8)
+    np.testing.assert_array_equal(packed, pack_np(expected))
+    # padding bits (positions >= k) are zero
+    assert not bits_np(packed, packed.shape[1] * 64)[:, k:].any()
+    np.testing.assert_array_equal(K.unpack_signs(packed, k), expected)
+    # unpacking fewer than all the bits is allowed
+    np.testing.assert_array_equal(K.unpack_signs(packed, k - 1), expected[:, : k - 1])
+
+
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 200])
+def test_pack_bitplanes(k):
+    rng = rng_for("planes", k)
+    x = rng.integers(0, 256, (4, k)).astype(np.uint8)
+    x[1] = 0
+    x[2] = 255
+    planes = K.pack_bitplanes(x)
+    assert planes.shape == (4, 8, (k + 63) // 64) and planes.dtype == np.uint64
+    for n in range(8):
+        expected = np.where((x >> n) & 1, -1, 1)
+        np.testing.assert_array_equal(planes[:, n], pack_np(expected))
+    assert not planes[1].any()
+    assert not bits_np(planes, planes.shape[-1] * 64)[..., k:].any()
+
+
+# --------------------------------------------------------------------------------------------
+# GEMM
+
+MN = [(1, 1), (3, 17), (17, 65), (64, 3), (65, 64), (1, 65)]
+KS = [1, 63, 64, 65, 127, 200, 4096]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", KS)
+def test_bgemm(kernel, k):
+    for m, n in MN:
+        if k == 4096 and kernel == "reference" and m * n > 64 * 64:
+            continue
+        rng = rng_for("bgemm", m, n, k)
+        a, w = random_pm1(rng, (m, k)), random_pm1(rng, (n, k))
+        out = K.bgemm(pack_np(a), pack_np(w), k, kernel=kernel)
+        assert out.dtype == np.int32 and out.shape == (m, n)
+        np.testing.assert_array_equal(out, a.astype(np.int64) @ w.astype(np.int64).T)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_bgemm_extra_zero_words(kernel):
+    # k may be less than 64 * W by more than one word: the extra words are zero padding.
+    rng = rng_for("extra")
+    a, w = random_pm1(rng, (9, 70)), random_pm1(rng, (11, 70))
+    out = K.bgemm(pack_np(a, words=4), pack_np(w, words=4), 70, kernel=kernel)
+    np.testing.assert_array_equal(out, a.astype(np.int64) @ w.astype(np.int64).T)
+
+
+def threshold_cases(x: np.ndarray, rng: np.random.Generator):
+    """Per-column [lo, hi] hitting ties exactly, one-sided, empty and full ranges."""
+    m, n = x.shape
+    lo = np.empty(n, np.int64)
+    hi = np.empty(n, np.int64)
+    for j in range(n):
+        v = x[rng.integers(m), j]  # a value that occurs in the column: x == lo / x == hi ties
+        kind = j % 6
+        lo[j], hi[j] = {
+            0: (v, I32_MAX),  # gamma > 0: +1 iff x >= tau (tie at lo)
+            1: (I32_MIN, v),  # gamma < 0: +1 iff x <= tau (tie at hi)
+            2: (I32_MIN, I32_MAX),  # constant +1
+            3: (v + 1, v),  # lo > hi: constant -1
+            4: (v, v),  # both ties
+            5: (v - 2, v + 2),
+        }[kind]
+    return lo.astype(np.int32), hi.astype(np.int32)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [1, 65, 200, 4096])
+def test_bgemm_threshold(kernel, k):
+    for m, n in [(1, 1), (3, 17), (17, 65), (65, 64), (2, 130)]:
+        rng = rng_for("thr", m, n, k)
+        a, w = random_pm1(rng, (m, k)), random_pm1(rng, (n, k))
+        x = a.astype(np.int64) @ w.astype(np.int64).T
+        lo, hi = threshold_cases(x, rng)
+        out = K.bgemm_threshold(pack_np(a), pack_np(w), k, lo, hi, kernel=kernel)
+        assert out.dtype == np.uint64 and out.shape == (m, (n + 63) // 64)
+        all_bits = bits_np(out, out.shape[1] * 64)
+        np.testing.assert_array_equal(all_bits[:, :n], threshold_np(x, lo, hi))
+        assert not all_bits[:, n:].any(), "padding bits of the output must be zero"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 200, 4096])
+def test_bitplane_gemm(kernel, k):
+    for m, n in [(1, 1), (3, 17), (17, 65), (64, 3)]:
+        rng = rng_for("bp", m, n, k)
+        x = rng.integers(0, 256, (m, k)).astype(np.uint8)
+        x[0] = 255  # extremes
+        if m > 1:
+            x[1] = 0
+        w = random_pm1(rng, (n, k))
+        out = K.bitplane_gemm(x, pack_np(w), k, kernel=kernel)
+        assert out.dtype == np.int32 and out.shape == (m, n)
+        np.testing.assert_array_equal(out, x.astype(np.int64) @ w.astype(np.int64).T)
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution
+
+CONV_CASES = [
+    # B, H, W, C, Co, kh, kw, stride, padding
+    (1, 5, 7, 3, 4, 3, 3, (1, 1), (1, 1)),
+    (2, 5, 7, 70, 65, 3, 3, (2, 2), (2, 2)),
+    (1, 6, 6, 64, 9, 5, 5, (1, 1), (2, 2)),
+    (1, 5, 7, 130, 8, 1, 1, (2, 2), (0, 0)),
+    (3, 4, 4, 3, 17, 3, 3, (1, 1), (0, 0)),
+    (1, 7, 5, 70, 3, 5, 3, (2, 1), (1, 2)),
+    (2, 9, 9, 33, 70, 3, 3, (1, 1), (1, 1)),
+    (1, 5, 7, 3, 5, 3, 3, (1, 2), (3, 1)),  # padding wider than the kernel reach
+]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_bconv2d(kernel, case):
+    B, H, W, C, Co, kh, kw, stride, padding = case
+    rng = rng_for("conv", case)
+    x, w = random_pm1(rng, (B, H, W, C)), random_pm1(rng, (Co, kh, kw, C))
+    out = K.bconv2d(pack_nhwc(x), pack_nhwc(w), C, stride, padding, kernel=kernel, threads=2)
+    assert out.dtype == np.int32
+    np.testing.assert_array_equal(out, conv_np(x, w, stride, padding))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("case", CONV_CASES[:4], ids=lambda c: "x".join(map(str, c[:7])))
+def test_bconv2d_threshold(kernel, case):
+    B, H, W, C, Co, kh, kw, stride, padding = case
+    rng = rng_for("convthr", case)
+    x, w = random_pm1(rng, (B, H, W, C)), random_pm1(rng, (Co, kh, kw, C))
+    ref = conv_np(x, w, stride, padding)
+    lo, hi = threshold_cases(ref.reshape(-1, Co), rng)
+    out = K.bconv2d_threshold(pack_nhwc(x), pack_nhwc(w), C, stride, padding, lo, hi, kernel=kernel)
+    assert out.shape == (*ref.shape[:3], (Co + 63) // 64)
+    all_bits = bits_np(out, out.shape[-1] * 64)
+    np.testing.assert_array_equal(all_bits[..., :Co], threshold_np(ref, lo, hi))
+    assert not all_bits[..., Co:].any()
+
+
+def test_conv_oracle_matches_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    for case in CONV_CASES:
+        B, H, W, C, Co, kh, kw, stride, padding = case
+        rng = rng_for("torch", case)
+        x, w = random_pm1(rng, (B, H, W, C)), random_pm1(rng, (Co, kh, kw, C))
+        tx = torch.tensor(x, dtype=torch.float32).permute(0, 3, 1, 2)
+        tw = torch.tensor(w, dtype=torch.float32).permute(0, 3, 1, 2)
+        ref = F.conv2d(tx, tw, stride=stride, padding=padding).permute(0, 2, 3, 1)
+        out = K.bconv2d(pack_nhwc(x), pack_nhwc(w), C, stride, padding)
+        np.testing.assert_array_equal(out, ref.numpy().astype(np.int64))
+        np.testing.assert_array_equal(conv_np(x, w, stride, padding), out)
+
+
+def im2col_np(x, kh, kw, stride, padding, pad_value):
+    B, H, W, C = x.shape
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.full((B, H + 2 * ph, W + 2 * pw, C), pad_value, dtype=np.uint8)
+    xp[:, ph : ph + H, pw : pw + W] = x
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    cols = [
+        xp[:, ky : ky + sh * (Ho - 1) + 1 : sh, kx : kx + sw * (Wo - 1) + 1 : sw]
+        for ky in range(kh)
+        for kx in range(kw)
+    ]
+    return np.concatenate(cols, axis=-1)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_first_layer_conv_is_im2col_then_bitplane_gemm(kernel):
+    for B, H, W, C, Co, k, stride, padding, pad_value in [
+        (1, 5, 7, 3, 4, 3, (1, 1), (1, 1), 0),
+        (2, 8, 6, 3, 65, 5, (2, 2), (2, 2), 0),
+        (1, 5, 5, 1, 8, 3, (2, 1), (0, 1), 128),
+    ]:
+        rng = rng_for("first", B, H, W, C, Co, k)
+        x = rng.integers(0, 256, (B, H, W, C)).astype(np.uint8)
+        w = random_pm1(rng, (Co, k, k, C))
+        cols = K.im2col_u8(x, k, k, stride, padding, pad_value)
+        np.testing.assert_array_equal(cols, im2col_np(x, k, k, stride, padding, pad_value))
+        Ho, Wo = cols.shape[1:3]
+        flat = cols.reshape(-1, k * k * C)
+        out = K.bitplane_gemm(flat, pack_np(w.reshape(Co, -1)), k * k * C, kernel=kernel)
+        ref = flat.astype(np.int64) @ w.reshape(Co, -1).astype(np.int64).T
+        np.testing.assert_array_equal(out, ref)
+        if pad_value == 0:  # zero padding: equals the convolution of the uint8 image
+            np.testing.assert_array_equal(
+                out.reshape(B, Ho, Wo, Co), conv_np(x.astype(np.int64), w, stride, padding)
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Pooling
+
+
+@pytest.mark.parametrize("k,stride", [(2, 2), (3, 2), (3, 3), (1, 1)])
+def test_maxpool2d_int32(k, stride):
+    rng = rng_for("pool", k, stride)
+    x = rng.integers(-50, 50, (2, 7, 5, 6)).astype(np.int32)
+    out = K.maxpool2d_int32(x, k, stride)
+    Ho, Wo = (7 - k) // stride + 1, (5 - k) // stride + 1
+    ref = np.full((2, Ho, Wo, 6), I32_MIN, np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            ref = np.maximum(
+                ref,
+                x[
+                    :,
+                    ky : ky + stride * (Ho - 1) + 1 : stride,
+                    kx : kx + stride * (Wo - 1) + 1 : stride,
+                ],
+            )
+    np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("channels", [3, 64, 70])
+def test_maxpool_bits_commutes_with_threshold(channels):
+    """max-pool then threshold == threshold then AND/OR-pool of the bits (the exporter's forms)."""
+    rng = rng_for("poolbits", channels)
+    B, H, W = 2, 6, 5
+    x = rng.integers(-4, 5, (B, H, W, channels)).astype(np.int32)  # small range: many ties
+    tau = rng.integers(-3, 4, channels).astype(np.int32)
+    kind = np.arange(channels) % 4  # 0: gamma > 0, 1: gamma < 0, 2: constant +1, 3: constant -1
+    lo = np.where(kind == 0, tau, np.where(kind == 3, 1, I32_MIN)).astype(np.int32)
+    hi = np.where(kind == 1, tau, np.where(kind == 3, 0, I32_MAX)).astype(np.int32)
+    increasing = kind != 1
+    and_mask = pack_np(np.where(increasing, -1, 1)[None, :])[0]  # bit 1 -> AND
+    bits = pack_np(np.where(threshold_np(x, lo, hi), -1, 1))
+    for k, stride in [(2, 2), (3, 2)]:
+        pooled = K.maxpool2d_int32(x, k, stride)
+        expected = pack_np(np.where(threshold_np(pooled, lo, hi), -1, 1))
+        out = K.maxpool2d_bits(bits, k, stride, and_mask)
+        np.testing.assert_array_equal(out, expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Threads
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_threads_give_identical_results(kernel):
+    rng = rng_for("threads")
+    a, w = pack_np(random_pm1(rng, (70, 300))), pack_np(random_pm1(rng, (130, 300)))
+    x8 = rng.integers(0, 256, (9, 300)).astype(np.uint8)
+    xc, wc = pack_nhwc(random_pm1(rng, (2, 9, 7, 70))), pack_nhwc(random_pm1(rng, (65, 3, 3, 70)))
+    lo = np.full(130, -10, np.int32)
+    hi = np.full(130, 20, np.int32)
+    results = []
+    for t in (1, 2, 3):
+        results.append(
+            (
+                K.bgemm(a, w, 300, kernel=kernel, threads=t),
+                K.bgemm(a[:1], w, 300, kernel=kernel, threads=t),
+                K.bgemm_threshold(a, w, 300, lo, hi, kernel=kernel, threads=t),
+                K.bitplane_gemm(x8, w, 300, kernel=kernel, threads=t),
+                K.bconv2d(xc, wc, 70, 1, 1, kernel=kernel, threads=t),
+            )
+        )
+    for other in results[1:]:
+        for r0, r in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(r0, r)
+
+
+def test_concurrent_calls_from_python_threads():
+    # The GIL is released during compute; overlapping calls must not disturb each other.
+    rng = rng_for("concurrent")
+    a, w = random_pm1(rng, (40, 500)), random_pm1(rng, (90, 500))
+    pa, pw = pack_np(a), pack_np(w)
+    ref = a.astype(np.int64) @ w.astype(np.int64).T
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(20):
+                np.testing.assert_array_equal(K.bgemm(pa, pw, 500, threads=2), ref)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checking
+
+
+def test_bad_arguments_raise_value_error():
+    a = np.zeros((4, 2), np.uint64)
+    w = np.zeros((3, 2), np.uint64)
+    lo = np.zeros(3, np.int32)
+    with pytest.raises(ValueError, match=r"bgemm: a must have dtype uint64, got int64"):
+        K.bgemm(a.astype(np.int64), w, 100)
+    with pytest.raises(ValueError, match=r"bgemm: w must be 2-D, got shape \(3,\)"):
+        K.bgemm(a, np.zeros(3, np.uint64), 100)
+    with pytest.raises(ValueError, match=r"w.shape\[1\]=3 must equal a.shape\[1\]=2"):
+        K.bgemm(a, np.zeros((3, 3), np.uint64), 100)
+    with pytest.raises(ValueError, match=r"k must be in 1..128 \(64 \* a.shape\[1\]\), got 129"):
+        K.bgemm(a, w, 129)
+    with pytest.raises(ValueError, match=r"k must be in 1..128 .*, got 0"):
+        K.bgemm(a, w, 0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.bgemm(np.zeros((2, 4), np.uint64).T, w, 100)
+    bad = a.copy()
+    bad[2, 1] = np.uint64(1) << np.uint64(40)  # bit 104 >= k = 100
+    with pytest.raises(ValueError, match=r"a row 2 has nonzero padding bits at positions >= k=100"):
+        K.bgemm(bad, w, 100)
+    with pytest.raises(ValueError, match="unknown kernel 'fast'"):
+        K.bgemm(a, w, 100, kernel="fast")
+    for name in ("avx2", "avx512"):
+        if name not in KERNELS:
+            with pytest.raises(ValueError, match=f"kernel '{name}' is not supported by this CPU"):
+                K.bgemm(a, w, 100, kernel=name)
+    with pytest.raises(ValueError, match=r"threads must be 0 .* got -1"):
+        K.bgemm(a, w, 100, threads=-1)
+    with pytest.raises(
+        ValueError, match=r"lo must have shape \(3,\) \(one per row of w\), got \(4,\)"
+    ):
+        K.bgemm_threshold(a, w, 100, np.zeros(4, np.int32), lo)
+    with pytest.raises(ValueError, match="hi must have dtype int32, got float32"):
+        K.bgemm_threshold(a, w, 100, lo, lo.astype(np.float32))
+    with pytest.raises(ValueError, match=r"bitplane_gemm: k=100 must equal x.shape\[1\]=99"):
+        K.bitplane_gemm(np.zeros((2, 99), np.uint8), w, 100)
+    with pytest.raises(ValueError, match="bitplane_gemm: x must have dtype uint8, got int8"):
+        K.bitplane_gemm(np.zeros((2, 100), np.int8), w, 100)
+    with pytest.raises(
+        ValueError, match="pack_signs: x must have dtype float32 or int8, got float64"
+    ):
+        K.pack_signs(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"unpack_signs: k must be in 0..128 .*, got 200"):
+        K.unpack_signs(a, 200)
+
+
+def test_bad_conv_and_pool_arguments():
+    x = np.zeros((1, 5, 5, 2), np.uint64)
+    w = np.zeros((4, 3, 3, 2), np.uint64)
+    with pytest.raises(ValueError, match=r"w.shape\[3\]=1 must equal x.shape\[3\]=2"):
+        K.bconv2d(x, np.zeros((4, 3, 3, 1), np.uint64), 100, 1, 1)
+    with pytest.raises(ValueError, match=r"c must be in 1..128 \(64 \* x.shape\[3\]\), got 129"):
+        K.bconv2d(x, w, 129, 1, 1)
+    with pytest.raises(ValueError, match=r"stride values must be in 1..1048576, got \(0, 1\)"):
+        K.bconv2d(x, w, 100, (0, 1), 1)
+    with pytest.raises(ValueError, match="padding must be an int or a pair of ints, got 'same'"):
+        K.bconv2d(x, w, 100, 1, "same")
+    with pytest.raises(
+        ValueError, match=r"kernel \(3, 3\) is larger than the padded input \(2, 2\)"
+    ):
+        K.bconv2d(np.zeros((1, 2, 2, 2), np.uint64), w, 100, 1, 0)
+    bad = x.copy()
+    bad[0, 1, 2, 1] = np.uint64(1) << np.uint64(63)
+    with pytest.raises(ValueError, match=r"x pixel 7 .* nonzero padding bits at channels >= c=100"):
+        K.bconv2d(bad, w, 100, 1, 1)
+    with pytest.raises(ValueError, match=r"bconv2d_threshold: lo must have shape \(4,\)"):
+        K.bconv2d_threshold(x, w, 100, 1, 1, np.zeros(3, np.int32), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match=r"im2col_u8: pad_value must be in 0..255, got 256"):
+        K.im2col_u8(np.zeros((1, 4, 4, 3), np.uint8), 3, 3, 1, 1, 256)
+    with pytest.raises(ValueError, match="im2col_u8: kh must be >= 1, got 0"):
+        K.im2col_u8(np.zeros((1, 4, 4, 3), np.uint8), 0, 3, 1, 1, 0)
+    with pytest.raises(ValueError, match=r"maxpool2d_int32: k=6 is larger than the input"):
+        K.maxpool2d_int32(np.zeros((1, 5, 5, 2), np.int32), 6, 1)
+    with pytest.raises(ValueError, match="maxpool2d_int32: stride must be >= 1, got 0"):
+        K.maxpool2d_int32(np.zeros((1, 5, 5, 2), np.int32), 2, 0)
+    with pytest.raises(ValueError, match=r"and_mask must have shape \(2,\)"):
+        K.maxpool2d_bits(x, 2, 2, np.zeros(3, np.uint64))
+    with pytest.raises(ValueError, match="maxpool2d_bits: x must have dtype uint64, got int32"):
+        K.maxpool2d_bits(x.astype(np.int32), 2, 2, np.zeros(2, np.uint64))
+
+
+def test_read_only_inputs_are_accepted():
+    rng = rng_for("ro")
+    a = pack_np(random_pm1(rng, (5, 80)))
+    a.setflags(write=False)
+    np.testing.assert_array_equal(K.bgemm(a, a, 80), K.bgemm(a.copy(), a.copy(), 80))
