@@ -1,0 +1,88 @@
+"""Type stub of the compiled module binarynet._kernels (csrc/bindings.cc).
+
+Bit convention: bit 1 = -1, bit 0 = +1 (sign(0) = +1), packed along the reduction axis into
+uint64 words (element k in bit k % 64 of word k // 64), padding bits zero. All arrays are NumPy,
+C-contiguous; bad arguments raise ValueError. ``kernel`` is "auto" (default_kernel()),
+"reference", "portable", "avx2" or "avx512"; ``threads=0`` means get_num_threads().
+"""
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+_U64 = npt.NDArray[np.uint64]
+_I32 = npt.NDArray[np.int32]
+_U8 = npt.NDArray[np.uint8]
+_I8 = npt.NDArray[np.int8]
+_Kernel = Literal["auto", "reference", "portable", "avx2", "avx512"] | str
+_Pair = int | tuple[int, int]
+
+def pack_signs(x: npt.NDArray[np.float32] | _I8) -> _U64:
+    """[R, K] -> uint64 [R, ceil(K/64)]."""
+
+def unpack_signs(packed: _U64, k: int) -> _I8:
+    """uint64 [R, W] -> int8 [R, k] of +1/-1."""
+
+def pack_bitplanes(x: _U8) -> _U64:
+    """uint8 [R, K] -> uint64 [R, 8, ceil(K/64)], plane n = bit n (n = 0 the LSB)."""
+
+def bgemm(a: _U64, w: _U64, k: int, *, kernel: _Kernel = "auto", threads: int = 0) -> _I32:
+    """a [M, W], w [N, W] -> int32 [M, N] = k - 2 * popcount(a[m] ^ w[n])."""
+
+def bgemm_threshold(
+    a: _U64,
+    w: _U64,
+    k: int,
+    lo: _I32,
+    hi: _I32,
+    *,
+    kernel: _Kernel = "auto",
+    threads: int = 0,
+) -> _U64:
+    """-> uint64 [M, ceil(N/64)]: bit n = 0 (+1) iff lo[n] <= bgemm value <= hi[n]."""
+
+def bitplane_gemm(
+    x: _U8, w: _U64, k: int, *, kernel: _Kernel = "auto", threads: int = 0
+) -> _I32:
+    """x uint8 [M, k], w [N, W] -> int32 [M, N] = sum_i x[m, i] * w[n, i] (w as +1/-1)."""
+
+def im2col_u8(x: _U8, kh: int, kw: int, stride: _Pair, padding: _Pair, pad_value: int) -> _U8:
+    """uint8 NHWC [B, H, W, C] -> [B, Ho, Wo, kh*kw*C], patches in (kh, kw, C) order."""
+
+def bconv2d(
+    x: _U64,
+    w: _U64,
+    c: int,
+    stride: _Pair,
+    padding: _Pair,
+    *,
+    kernel: _Kernel = "auto",
+    threads: int = 0,
+) -> _I32:
+    """x [B, H, W, Cw], w [O, kh, kw, Cw] -> int32 [B, Ho, Wo, O] (torch conv2d, zero padding)."""
+
+def bconv2d_threshold(
+    x: _U64,
+    w: _U64,
+    c: int,
+    stride: _Pair,
+    padding: _Pair,
+    lo: _I32,
+    hi: _I32,
+    *,
+    kernel: _Kernel = "auto",
+    threads: int = 0,
+) -> _U64:
+    """-> uint64 [B, Ho, Wo, ceil(O/64)] thresholded bits."""
+
+def maxpool2d_int32(x: _I32, k: int, stride: int) -> _I32:
+    """int32 NHWC max pooling, no padding, floor mode."""
+
+def maxpool2d_bits(x: _U64, k: int, stride: int, and_mask: _U64) -> _U64:
+    """Pooling of thresholded bits: AND where and_mask bit is 1, OR where it is 0."""
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def available_kernels() -> list[str]: ...
+def default_kernel() -> str: ...
