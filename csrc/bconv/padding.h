@@ -25,7 +25,8 @@
 namespace binarynet {
 
 struct PaddingCorrection {
-  std::vector<std::int32_t> table;   // [patterns, O]
+  std::vector<std::int32_t> table;   // [patterns, ld]; ld = O rounded up to 8 (zero-padded rows,
+                                     // so the epilogue can read 8 columns at a time)
   std::vector<std::int32_t> offset;  // [B·Ho·Wo]: offset of each output pixel's table row
 };
 
@@ -59,10 +60,11 @@ inline PaddingCorrection padding_correction(const ConvGeom& g, const std::uint64
   std::vector<std::pair<std::size_t, std::size_t>> rr, cr;
   ranges(g, g.Ho, g.sh, g.ph, g.kh, g.H, &rid, &rr);
   ranges(g, g.Wo, g.sw, g.pw, g.kw, g.W, &cid, &cr);
-  pcorr.table.assign(rr.size() * cr.size() * g.O, 0);
+  const std::size_t ld = (g.O + 7) / 8 * 8;
+  pcorr.table.assign(rr.size() * cr.size() * ld, 0);
   for (std::size_t i = 0; i < rr.size(); ++i)
     for (std::size_t j = 0; j < cr.size(); ++j) {
-      std::int32_t* row = pcorr.table.data() + (i * cr.size() + j) * g.O;
+      std::int32_t* row = pcorr.table.data() + (i * cr.size() + j) * ld;
       for (std::size_t ky = 0; ky < g.kh; ++ky)
         for (std::size_t kx = 0; kx < g.kw; ++kx) {
           const bool inside = ky >= rr[i].first && ky < rr[i].second && kx >= cr[j].first &&
@@ -76,7 +78,7 @@ inline PaddingCorrection padding_correction(const ConvGeom& g, const std::uint64
     for (std::size_t oh = 0; oh < g.Ho; ++oh)
       for (std::size_t ow = 0; ow < g.Wo; ++ow)
         pcorr.offset[(b * g.Ho + oh) * g.Wo + ow] =
-            static_cast<std::int32_t>((rid[oh] * cr.size() + cid[ow]) * g.O);
+            static_cast<std::int32_t>((rid[oh] * cr.size() + cid[ow]) * ld);
   return pcorr;
 }
 

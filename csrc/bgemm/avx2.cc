@@ -14,6 +14,10 @@
 #include <immintrin.h>
 
 #define BN_KERNEL_NS avx2_impl
+#define BN_MOVEMASK8(v) static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(__m256i(v))))
+#define BN_STORE_PARTIAL8(p, v, nc)                                                      \
+  _mm256_maskstore_epi32(p, __m256i(v8i{0, 1, 2, 3, 4, 5, 6, 7} < static_cast<std::int32_t>(nc)), \
+                         __m256i(v))
 #include "bgemm/driver.h"
 
 namespace binarynet {
@@ -76,9 +80,10 @@ inline std::uint64_t combine64(std::uint64_t a, std::uint64_t b) {
 struct Micro {
   static constexpr int kMaxPanels = 1;
 
-  template <BitOp OP>
+  template <BitOp OP, class Sink>
   static void panels(int /*np*/, const std::uint64_t* a, std::size_t nwords,
-                     const std::uint64_t* const wr[8], std::int32_t (*tile)[8]) {
+                     const std::uint64_t* const wr[8], Sink& sink) {
+    alignas(32) std::int32_t tile[8][8];
     for (int half = 0; half < 2; ++half) {
       __m256i tot[2][4];
       panel_4cols<OP>(a, nwords, wr + 4 * half, tot);
@@ -91,11 +96,12 @@ struct Micro {
           for (int j = 0; j < 4; ++j)
             tile[h * 4 + l][4 * half + j] = static_cast<std::int32_t>(lanes[h][j][l]);
     }
+    for (int l = 0; l < 8; ++l) sink(l, load8(tile[l]));
   }
 
   template <BitOp OP>
-  static void rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8],
-                   std::int32_t out[8]) {
+  static v8i rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8]) {
+    v8i out;
     const __m256i table = nibble_table(), low4 = _mm256_set1_epi8(0x0f),
                   zero = _mm256_setzero_si256();
     __m256i tot[8];
@@ -122,6 +128,7 @@ struct Micro {
         s += static_cast<std::uint64_t>(_mm_popcnt_u64(combine64<OP>(a[k], wr[j][k])));
       out[j] = static_cast<std::int32_t>(s);
     }
+    return out;
   }
 };
 

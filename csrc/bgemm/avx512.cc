@@ -14,6 +14,9 @@
 #include <immintrin.h>
 
 #define BN_KERNEL_NS avx512_impl
+#define BN_MOVEMASK8(v) static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(__m256i(v))))
+#define BN_STORE_PARTIAL8(p, v, nc) \
+  _mm256_mask_storeu_epi32(p, static_cast<__mmask8>((1u << (nc)) - 1), __m256i(v))
 #include "bgemm/driver.h"
 
 namespace binarynet {
@@ -27,7 +30,7 @@ inline __m512i combine(__m512i a, __m512i b) {
 }
 
 // In-register transpose of 8 rows of 8 int32 (AVX2 instructions, available under AVX-512VL).
-inline void transpose8x8(__m256i r[8]) {
+__attribute__((always_inline)) inline void transpose8x8(__m256i r[8]) {
   __m256i t[8], u[8];
 #pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
@@ -46,9 +49,9 @@ inline void transpose8x8(__m256i r[8]) {
   }
 }
 
-template <BitOp OP, int P>
-inline void tile_kernel(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8],
-                        std::int32_t (*tile)[8]) {
+template <BitOp OP, int P, class Sink>
+__attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, std::size_t nwords,
+                                                       const std::uint64_t* const wr[8], Sink& sink) {
   // (The pragmas make sure the tile loops are unrolled whatever GCC's size heuristics say, so the
   // accumulators live in registers.)
   __m512i acc[P][8];
@@ -76,13 +79,12 @@ inline void tile_kernel(const std::uint64_t* a, std::size_t nwords, const std::u
     for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtepi64_epi32(acc[p][j]);  // lanes: rows
     transpose8x8(r);                                                     // lanes: columns
 #pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l)
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tile[p * 8 + l]), r[l]);
+    for (int l = 0; l < 8; ++l) sink(p * 8 + l, v8i(r[l]));
   }
 }
 
 // Horizontal sums of 8 vectors of 8 int64: returns int32 lanes j = Σ lanes of v[j].
-inline __m256i reduce8(__m512i v[8]) {
+__attribute__((always_inline)) inline __m256i reduce8(__m512i v[8]) {
   // Pairwise: add the unpacked halves so each step halves the vector count and doubles the
   // number of distinct sums per vector.
   __m512i s[4], q[2];
@@ -106,21 +108,20 @@ inline __m256i reduce8(__m512i v[8]) {
 struct Micro {
   static constexpr int kMaxPanels = 3;
 
-  template <BitOp OP>
+  template <BitOp OP, class Sink>
   static void panels(int np, const std::uint64_t* a, std::size_t nwords,
-                     const std::uint64_t* const wr[8], std::int32_t (*tile)[8]) {
+                     const std::uint64_t* const wr[8], Sink& sink) {
     switch (np) {
-      case 3: tile_kernel<OP, 3>(a, nwords, wr, tile); break;
-      case 2: tile_kernel<OP, 2>(a, nwords, wr, tile); break;
-      default: tile_kernel<OP, 1>(a, nwords, wr, tile); break;
+      case 3: tile_kernel<OP, 3>(a, nwords, wr, sink); break;
+      case 2: tile_kernel<OP, 2>(a, nwords, wr, sink); break;
+      default: tile_kernel<OP, 1>(a, nwords, wr, sink); break;
     }
   }
 
   // One unpacked row of A against 8 W rows: vectors run along k (8 words per register), so each
   // column's 8 lanes are summed at the end; the tail is a masked load (zeros past nwords).
   template <BitOp OP>
-  static void rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8],
-                   std::int32_t out[8]) {
+  static v8i rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8]) {
     __m512i acc[8];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) acc[j] = _mm512_setzero_si512();
@@ -140,7 +141,7 @@ struct Micro {
         acc[j] = _mm512_add_epi64(
             acc[j], _mm512_popcnt_epi64(combine<OP>(av, _mm512_maskz_loadu_epi64(m, wr[j] + k))));
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), reduce8(acc));
+    return v8i(reduce8(acc));
   }
 };
 

@@ -6,12 +6,16 @@
 //
 // A micro-kernel is a class with
 //   static constexpr int kMaxPanels;   // panels (of 8 rows) per tile
-//   template <BitOp OP> static void panels(int np, const uint64_t* a, size_t nwords,
-//                                          const uint64_t* const wr[8], int32_t tile[][8]);
-//      tile[r][j] = Σ_k popcount(OP(A[r][k], wr[j][k])) for the np·8 rows of np panels at `a`
-//   template <BitOp OP> static void rows(const uint64_t* a, size_t nwords,
-//                                        const uint64_t* const wr[8], int32_t out[8]);
-//      out[j] = Σ_k popcount(OP(a[k], wr[j][k])) for one unpacked row a
+//   template <BitOp OP, class Sink> static void panels(int np, const uint64_t* a, size_t nwords,
+//                                                      const uint64_t* const wr[8], Sink& sink);
+//      calls sink(r, pc) for r = 0 .. 8·np − 1 in order, with pc[j] = Σ_k popcount(OP(A[r][k],
+//      wr[j][k])) over the np·8 rows of the np panels at `a`; the sink (the epilogue, inlined)
+//      takes the row straight from registers
+//   template <BitOp OP> static v8i rows(const uint64_t* a, size_t nwords,
+//                                       const uint64_t* const wr[8]);
+//      returns pc[j] = Σ_k popcount(OP(a[k], wr[j][k])) for one unpacked row a
+// Each translation unit may define BN_MOVEMASK8(v) (bit j = sign bit of lane j) before the
+// include; otherwise a generic loop is used.
 #ifndef BN_KERNEL_NS
 #error "define BN_KERNEL_NS before including driver.h"
 #endif
@@ -40,64 +44,100 @@ inline v8i load8(const std::int32_t* p) {
 }
 inline void store8(std::int32_t* p, v8i v) { __builtin_memcpy(p, &v, sizeof v); }
 
-// Applies the epilogue to a tile of raw popcounts t[r][j] (A rows r0.., columns n0..n0+nc),
-// specialised on the plane count, the correction table and the sink.
+// Bit j = sign bit of lane j.
+#ifndef BN_MOVEMASK8
+#define BN_MOVEMASK8(v) generic_movemask8(v)
+#endif
+inline unsigned generic_movemask8(v8i v) {
+  unsigned m = 0;
+  for (int j = 0; j < 8; ++j) m |= static_cast<unsigned>(v[j] < 0) << j;
+  return m;
+}
+
+// Stores the first nc (< 8) lanes of v.
+#ifndef BN_STORE_PARTIAL8
+#define BN_STORE_PARTIAL8(p, v, nc) generic_store_partial8(p, v, nc)
+#endif
+inline void generic_store_partial8(std::int32_t* p, v8i v, std::size_t nc) {
+  for (std::size_t j = 0; j < nc; ++j) p[j] = v[j];
+}
+
+// The epilogue of one column tile (columns n0 .. n0 + nc, nc ≤ 8) of a row tile whose first A row
+// is r0, applied row by row as the micro-kernel produces them (see kernel.h for the maths), on
+// 8 lanes at a time; only the store is narrower for a partial last column tile (the correction
+// table's rows are padded to a multiple of 8 columns, so its 8-lane loads stay inside it).
+// Specialised on the plane count (1, or 8 for bit planes, which also adds row_base), the
+// correction table and the sink. It keeps what it needs of the Epilogue in its own fields, which
+// the compiler holds in registers (through a reference, every int32 store to the output might
+// alias ep.base and force reloads).
 template <int kPlanes, bool kCorr, bool kBits>
-__attribute__((always_inline)) inline void apply_epilogue(const Epilogue& ep, std::size_t r0,
-                                                          std::size_t nrows, std::size_t n0,
-                                                          std::size_t nc,
-                                                          const std::int32_t (*t)[8]) {
-  const std::size_t m0 = r0 / kPlanes, nm = nrows / kPlanes;
-  const bool full = nc == 8;
-  v8i lo{}, hi{};
-  if constexpr (kBits) {
-    if (full) {
-      lo = load8(ep.lo + n0);
-      hi = load8(ep.hi + n0);
-    } else {
+struct RowSink {
+  std::int32_t base;
+  const std::int32_t* row_base;
+  const std::int32_t* corr;
+  const std::int32_t* corr_row;
+  std::int32_t* out;  // int32 sink: row m0 of the tile, column n0
+  std::uint8_t* bits;  // bits sink: row m0, byte n0 / 8
+  std::size_t ld, m0, n0, nrows, nc;
+  v8i lo{}, hi{}, planes_acc{};
+
+  RowSink(const Epilogue& ep, std::size_t r0, std::size_t nrows_, std::size_t n0_,
+          std::size_t nc_)
+      : base(ep.base), row_base(ep.row_base), corr(ep.corr), corr_row(ep.corr_row),
+        out(nullptr), bits(nullptr), ld(0), m0(r0 / kPlanes), n0(n0_), nrows(nrows_), nc(nc_) {
+    if constexpr (kBits) {
+      bits = ep.bits + m0 * ep.ldb + n0 / 8;
+      ld = ep.ldb;
       for (std::size_t j = 0; j < nc; ++j) {
         lo[j] = ep.lo[n0 + j];
         hi[j] = ep.hi[n0 + j];
       }
+    } else {
+      out = ep.out + m0 * ep.ldo + n0;
+      ld = ep.ldo;
     }
   }
-  for (std::size_t i = 0; i < nm; ++i) {
-    const std::size_t m = m0 + i;
-    const std::int32_t b = ep.base + (ep.row_base ? ep.row_base[m] : 0);
-    v8i pc;
-    if constexpr (kPlanes == 1) {
-      pc = load8(t[i]);
-    } else {
-      // Σ_p 2ᵖ·pc_p over the bit planes of output row m (A rows kPlanes·i + p).
-      pc = load8(t[i * kPlanes]);
-      for (int p = 1; p < kPlanes; ++p) pc += load8(t[i * kPlanes + p]) << p;
+
+  // Prefetches (for writing) the output of the next column tile, so that its cache lines are
+  // fetched while this tile computes: the output is written once and is usually not in cache,
+  // and waiting for those lines at the stores cost ~10% of the GEMM time.
+  void prefetch_next_columns() const {
+    const std::size_t rows = (nrows + kPlanes - 1) / kPlanes;
+    for (std::size_t i = 0; i < rows; ++i) {
+      if constexpr (kBits)
+        __builtin_prefetch(bits + i * ld + 1, 1);
+      else
+        __builtin_prefetch(out + i * ld + 8, 1);
     }
+  }
+
+  __attribute__((always_inline)) void operator()(int r, v8i pc) {
+    if constexpr (kPlanes > 1) {
+      // Σ_p 2ᵖ·pc_p over the bit planes of one output row (A rows kPlanes·i + p, in order).
+      const int p = r % kPlanes;
+      planes_acc = p == 0 ? pc : planes_acc + (pc << p);
+      if (p != kPlanes - 1) return;
+      pc = planes_acc;
+    }
+    if (static_cast<std::size_t>(r) >= nrows) return;  // zero rows of a partial last panel
+    const std::size_t i = static_cast<std::size_t>(r) / kPlanes;  // output row within the tile
+    std::int32_t b = base;
+    if constexpr (kPlanes > 1) b += row_base[m0 + i];
     v8i x = b - 2 * pc;
-    if constexpr (kCorr) {
-      const std::int32_t* c = ep.corr + ep.corr_row[m] + n0;
-      if (full) {
-        x += load8(c);
-      } else {
-        for (std::size_t j = 0; j < nc; ++j) x[j] += c[j];
-      }
-    }
+    if constexpr (kCorr) x += load8(corr + corr_row[m0 + i] + n0);
     if constexpr (!kBits) {
-      std::int32_t* o = ep.out + m * ep.ldo + n0;
-      if (full) {
+      std::int32_t* o = out + i * ld;
+      if (nc == 8)
         store8(o, x);
-      } else {
-        for (std::size_t j = 0; j < nc; ++j) o[j] = x[j];
-      }
+      else
+        BN_STORE_PARTIAL8(o, x, nc);
     } else {
       // bit 1 (−1) iff x < lo or x > hi; columns past nc stay 0 (padding bits).
-      const v8i weight = {1, 2, 4, 8, 16, 32, 64, 128};
-      const v8i neg = ((x < lo) | (x > hi)) & weight;
-      unsigned byte = 0;
-      for (std::size_t j = 0; j < nc; ++j) byte |= static_cast<unsigned>(neg[j]);
-      ep.bits[m * ep.ldb + n0 / 8] = static_cast<std::uint8_t>(byte);
+      const unsigned byte = BN_MOVEMASK8((x < lo) | (x > hi)) & ((1u << nc) - 1);
+      bits[i * ld] = static_cast<std::uint8_t>(byte);
     }
   }
-}
+};
 
 // The 8 W rows of the column tile starting at n; past n1 the last real row is repeated (its
 // results are computed and dropped), so the micro-kernel never needs a column tail.
@@ -112,7 +152,6 @@ void panels_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows
                  std::size_t n1, const Epilogue& ep) {
   constexpr std::size_t kMax = Micro::kMaxPanels;
   const std::size_t npanels = (rows + kPanelRows - 1) / kPanelRows;
-  alignas(64) std::int32_t tile[kMax * kPanelRows][8];
   // Loop order: column blocks whose W rows fit in L2 (≤ 128 KiB), then row tiles, then the
   // column tiles of the block. The packed A tile (≤ 24 rows) stays in L1 across the block, and
   // each output row is written as one contiguous run of the block's columns. (Row tiles inside
@@ -129,8 +168,9 @@ void panels_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows
       for (std::size_t n = nb; n < nb1; n += 8) {
         const std::uint64_t* wr[8];
         column_rows(w, ldw, n, n1, wr);
-        Micro::template panels<OP>(np, a, nwords, wr, tile);
-        apply_epilogue<kPlanes, kCorr, kBits>(ep, row0 + r, nr, n, min_size(8, n1 - n), tile);
+        RowSink<kPlanes, kCorr, kBits> sink(ep, row0 + r, nr, n, min_size(8, n1 - n));
+        if (n + 8 < nb1) sink.prefetch_next_columns();
+        Micro::template panels<OP>(np, a, nwords, wr, sink);
       }
     }
   }
@@ -160,14 +200,13 @@ template <class Micro, BitOp OP, bool kBits>
 void rows_loop(const std::uint64_t* a, std::size_t lda, std::size_t row0, std::size_t rows,
                std::size_t nwords, const std::uint64_t* w, std::size_t ldw, std::size_t n0,
                std::size_t n1, const Epilogue& ep) {
-  alignas(64) std::int32_t tile[1][8];
   for (std::size_t n = n0; n < n1; n += 8) {
     const std::uint64_t* wr[8];
     column_rows(w, ldw, n, n1, wr);
     const std::size_t nc = min_size(8, n1 - n);
     for (std::size_t r = 0; r < rows; ++r) {
-      Micro::template rows<OP>(a + r * lda, nwords, wr, tile[0]);
-      apply_epilogue<1, false, kBits>(ep, row0 + r, 1, n, nc, tile);
+      RowSink<1, false, kBits> sink(ep, row0 + r, 1, n, nc);
+      sink(0, Micro::template rows<OP>(a + r * lda, nwords, wr));
     }
   }
 }

@@ -13,7 +13,8 @@
 // (each term present only when its pointer is set), then stores x as int32 or as a threshold bit.
 //  * bgemm:          planes = 1, base = K.                    x = K − 2·popcount(a ⊕ w) = dot(a, w)
 //  * bconv2d:        planes = 1, base = kh·kw·C, corr = the zero-padding correction (bconv/).
-//  * bitplane_gemm:  planes = 8, op = AND, row_base = Σ_i x[m,i] (see dispatch.cc).
+//  * bitplane_gemm:  planes = 8, op = AND, row_base = Σ_i x[m,i] (see dispatch.cc); row_base is
+//                    only read when planes = 8.
 // Threshold sink ("batch norm + sign"): output bit 0 (+1) iff lo[n] ≤ x ≤ hi[n], else bit 1 (−1).
 #pragma once
 

@@ -39,9 +39,9 @@ inline std::uint64_t combine(std::uint64_t a, std::uint64_t b) {
 struct Micro {
   static constexpr int kMaxPanels = 1;
 
-  template <BitOp OP>
+  template <BitOp OP, class Sink>
   static void panels(int /*np*/, const std::uint64_t* a, std::size_t nwords,
-                     const std::uint64_t* const wr[8], std::int32_t (*tile)[8]) {
+                     const std::uint64_t* const wr[8], Sink& sink) {
     std::uint32_t tot[8][8] = {};  // [column][lane]
     for (std::size_t k0 = 0; k0 < nwords; k0 += kChunk) {
       const std::size_t k1 = min_size(nwords, k0 + kChunk);
@@ -56,13 +56,15 @@ struct Micro {
       for (int j = 0; j < 8; ++j)
         for (int l = 0; l < 8; ++l) tot[j][l] += fold_bytes(acc[j][l]);
     }
-    for (int l = 0; l < 8; ++l)
-      for (int j = 0; j < 8; ++j) tile[l][j] = static_cast<std::int32_t>(tot[j][l]);
+    for (int l = 0; l < 8; ++l) {
+      v8i pc;
+      for (int j = 0; j < 8; ++j) pc[j] = static_cast<std::int32_t>(tot[j][l]);
+      sink(l, pc);
+    }
   }
 
   template <BitOp OP>
-  static void rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8],
-                   std::int32_t out[8]) {
+  static v8i rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8]) {
     std::uint32_t tot[8] = {};
     for (std::size_t k0 = 0; k0 < nwords; k0 += kChunk) {
       const std::size_t k1 = min_size(nwords, k0 + kChunk);
@@ -71,7 +73,9 @@ struct Micro {
         for (int j = 0; j < 8; ++j) acc[j] += byte_counts(combine<OP>(a[k], wr[j][k]));
       for (int j = 0; j < 8; ++j) tot[j] += fold_bytes(acc[j]);
     }
+    v8i out;
     for (int j = 0; j < 8; ++j) out[j] = static_cast<std::int32_t>(tot[j]);
+    return out;
   }
 };
 

@@ -42,9 +42,7 @@ def bgemm_threshold(
 ) -> _U64:
     """-> uint64 [M, ceil(N/64)]: bit n = 0 (+1) iff lo[n] <= bgemm value <= hi[n]."""
 
-def bitplane_gemm(
-    x: _U8, w: _U64, k: int, *, kernel: _Kernel = "auto", threads: int = 0
-) -> _I32:
+def bitplane_gemm(x: _U8, w: _U64, k: int, *, kernel: _Kernel = "auto", threads: int = 0) -> _I32:
     """x uint8 [M, k], w [N, W] -> int32 [M, N] = sum_i x[m, i] * w[n, i] (w as +1/-1)."""
 
 def im2col_u8(x: _U8, kh: int, kw: int, stride: _Pair, padding: _Pair, pad_value: int) -> _U8:
