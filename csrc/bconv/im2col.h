@@ -22,6 +22,8 @@ inline void conv_rows_to_panels(const ConvGeom& g, const std::uint64_t* x, std::
                                 std::size_t nrows, std::uint64_t* dst) {
   const std::size_t nwords = g.row_words(), total = g.rows();
   const std::size_t npanels = (nrows + kPanelRows - 1) / kPanelRows;
+  // (b, oh, ow) of row r0, then stepped row by row (no divisions per row).
+  std::size_t ow = r0 % g.Wo, oh = (r0 / g.Wo) % g.Ho, b = r0 / (g.Wo * g.Ho);
   for (std::size_t q = 0; q < npanels; ++q) {
     std::uint64_t* panel = dst + q * nwords * kPanelRows;
     for (std::size_t l = 0; l < kPanelRows; ++l) {
@@ -30,20 +32,28 @@ inline void conv_rows_to_panels(const ConvGeom& g, const std::uint64_t* x, std::
         for (std::size_t k = 0; k < nwords; ++k) panel[k * kPanelRows + l] = 0;
         continue;
       }
-      const std::size_t ow = r % g.Wo, oh = (r / g.Wo) % g.Ho, b = r / (g.Wo * g.Ho);
-      std::size_t k = 0;
+      std::uint64_t* out = panel + l;
+      const std::int64_t ih0 = static_cast<std::int64_t>(oh * g.sh) - static_cast<std::int64_t>(g.ph);
+      const std::int64_t iw0 = static_cast<std::int64_t>(ow * g.sw) - static_cast<std::int64_t>(g.pw);
       for (std::size_t ky = 0; ky < g.kh; ++ky) {
-        const std::int64_t ih = static_cast<std::int64_t>(oh * g.sh + ky) - static_cast<std::int64_t>(g.ph);
+        const std::int64_t ih = ih0 + static_cast<std::int64_t>(ky);
+        const bool row_in = ih >= 0 && ih < static_cast<std::int64_t>(g.H);
+        const std::uint64_t* xrow = x + (b * g.H + static_cast<std::size_t>(row_in ? ih : 0)) * g.W * g.cw;
         for (std::size_t kx = 0; kx < g.kw; ++kx) {
-          const std::int64_t iw = static_cast<std::int64_t>(ow * g.sw + kx) - static_cast<std::int64_t>(g.pw);
-          if (ih < 0 || iw < 0 || ih >= static_cast<std::int64_t>(g.H) ||
-              iw >= static_cast<std::int64_t>(g.W)) {
-            for (std::size_t i = 0; i < g.cw; ++i, ++k) panel[k * kPanelRows + l] = 0;
+          const std::int64_t iw = iw0 + static_cast<std::int64_t>(kx);
+          if (row_in && iw >= 0 && iw < static_cast<std::int64_t>(g.W)) {
+            const std::uint64_t* src = xrow + static_cast<std::size_t>(iw) * g.cw;
+            for (std::size_t i = 0; i < g.cw; ++i, out += kPanelRows) *out = src[i];
           } else {
-            const std::uint64_t* src = x + ((b * g.H + static_cast<std::size_t>(ih)) * g.W +
-                                            static_cast<std::size_t>(iw)) * g.cw;
-            for (std::size_t i = 0; i < g.cw; ++i, ++k) panel[k * kPanelRows + l] = src[i];
+            for (std::size_t i = 0; i < g.cw; ++i, out += kPanelRows) *out = 0;
           }
+        }
+      }
+      if (++ow == g.Wo) {
+        ow = 0;
+        if (++oh == g.Ho) {
+          oh = 0;
+          ++b;
         }
       }
     }

@@ -37,12 +37,14 @@ __attribute__((always_inline)) inline void transpose8x8(__m256i r[8]) {
     t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
   }
+#pragma GCC unroll 2
   for (int i = 0; i < 2; ++i) {
     u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
     u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
     u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
     u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
   }
+#pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
     r[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
     r[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
@@ -72,6 +74,9 @@ __attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, s
         acc[p][j] = _mm512_add_epi64(acc[p][j], _mm512_popcnt_epi64(combine<OP>(av[p], b)));
     }
   }
+  // A local copy of the sink: its fields then live in registers (the output stores could alias
+  // the caller's object, which would force a reload of every field for every row).
+  Sink s = sink;
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p) {
     __m256i r[8];
@@ -79,7 +84,7 @@ __attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, s
     for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtepi64_epi32(acc[p][j]);  // lanes: rows
     transpose8x8(r);                                                     // lanes: columns
 #pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) sink(p * 8 + l, v8i(r[l]));
+    for (int l = 0; l < 8; ++l) s(p * 8 + l, v8i(r[l]));
   }
 }
 

@@ -42,13 +42,13 @@ inline v8i load8(const std::int32_t* p) {
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store8(std::int32_t* p, v8i v) { __builtin_memcpy(p, &v, sizeof v); }
+inline void store8(std::int32_t* p, const v8i& v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // Bit j = sign bit of lane j.
 #ifndef BN_MOVEMASK8
 #define BN_MOVEMASK8(v) generic_movemask8(v)
 #endif
-inline unsigned generic_movemask8(v8i v) {
+inline unsigned generic_movemask8(const v8i& v) {
   unsigned m = 0;
   for (int j = 0; j < 8; ++j) m |= static_cast<unsigned>(v[j] < 0) << j;
   return m;
@@ -58,7 +58,7 @@ inline unsigned generic_movemask8(v8i v) {
 #ifndef BN_STORE_PARTIAL8
 #define BN_STORE_PARTIAL8(p, v, nc) generic_store_partial8(p, v, nc)
 #endif
-inline void generic_store_partial8(std::int32_t* p, v8i v, std::size_t nc) {
+inline void generic_store_partial8(std::int32_t* p, const v8i& v, std::size_t nc) {
   for (std::size_t j = 0; j < nc; ++j) p[j] = v[j];
 }
 
@@ -111,7 +111,8 @@ struct RowSink {
     }
   }
 
-  __attribute__((always_inline)) void operator()(int r, v8i pc) {
+  __attribute__((always_inline)) void operator()(int r, const v8i& pc_in) {
+    v8i pc = pc_in;
     if constexpr (kPlanes > 1) {
       // Σ_p 2ᵖ·pc_p over the bit planes of one output row (A rows kPlanes·i + p, in order).
       const int p = r % kPlanes;
