@@ -67,8 +67,10 @@ const T* check(const Array& a, const char* fn, const char* name, std::size_t ndi
   if (a.ndim() != ndim)
     fail(std::string(fn) + ": " + name + " must be " + std::to_string(ndim) + "-D, got shape " +
          shape_str(a));
+  bool empty = false;
+  for (std::size_t i = 0; i < ndim; ++i) empty = empty || a.shape(i) == 0;
   std::int64_t expect = 1;
-  for (std::size_t i = ndim; i-- > 0;) {
+  for (std::size_t i = ndim; !empty && i-- > 0;) {
     if (a.shape(i) != 1 && a.stride(i) != expect)
       fail(std::string(fn) + ": " + name +
            " must be C-contiguous (use numpy.ascontiguousarray), got strides that are not");

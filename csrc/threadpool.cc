@@ -25,6 +25,10 @@ std::atomic<int> g_num_threads{0};
 // back-to-back kernel calls, short enough not to steal a shared core for long.
 constexpr int kSpin = 2000;
 
+// Workers are never destroyed, so an accidental huge thread count would leave that many idle
+// threads behind: more than this many are not used.
+constexpr int kMaxThreads = 256;
+
 int default_threads() {
   const unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
@@ -164,6 +168,7 @@ void set_num_threads(int n) { g_num_threads.store(n, std::memory_order_relaxed);
 
 void parallel_for_raw(std::size_t ntasks, int threads, TaskFn fn, void* ctx) {
   if (ntasks == 0) return;
+  threads = std::min(threads, kMaxThreads);
   if (ntasks == 1 || threads <= 1) {
     for (std::size_t i = 0; i < ntasks; ++i) fn(ctx, i);
     return;

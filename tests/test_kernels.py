@@ -496,6 +496,20 @@ def test_bad_conv_and_pool_arguments():
         K.maxpool2d_bits(x.astype(np.int32), 2, 2, np.zeros(2, np.uint64))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_empty_operands(kernel):
+    z = np.zeros
+    assert K.bgemm(z((0, 2), np.uint64), z((3, 2), np.uint64), 100, kernel=kernel).shape == (0, 3)
+    assert K.bgemm(z((4, 2), np.uint64), z((0, 2), np.uint64), 100, kernel=kernel).shape == (4, 0)
+    lo = z(0, np.int32)
+    out = K.bgemm_threshold(z((4, 2), np.uint64), z((0, 2), np.uint64), 100, lo, lo, kernel=kernel)
+    assert out.shape == (4, 0)
+    x8 = z((0, 100), np.uint8)
+    assert K.bitplane_gemm(x8, z((3, 2), np.uint64), 100, kernel=kernel).shape == (0, 3)
+    x = z((0, 5, 5, 1), np.uint64)
+    assert K.bconv2d(x, z((4, 3, 3, 1), np.uint64), 10, 1, 1, kernel=kernel).shape == (0, 5, 5, 4)
+
+
 def test_read_only_inputs_are_accepted():
     rng = rng_for("ro")
     a = pack_np(random_pm1(rng, (5, 80)))

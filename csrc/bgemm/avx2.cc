@@ -79,6 +79,7 @@ inline std::uint64_t combine64(std::uint64_t a, std::uint64_t b) {
 
 struct Micro {
   static constexpr int kMaxPanels = 1;
+  static constexpr bool kCombinesPlanes = false;
 
   template <BitOp OP, class Sink>
   static void panels(int /*np*/, const std::uint64_t* a, std::size_t nwords,
@@ -96,7 +97,8 @@ struct Micro {
           for (int j = 0; j < 4; ++j)
             tile[h * 4 + l][4 * half + j] = static_cast<std::int32_t>(lanes[h][j][l]);
     }
-    for (int l = 0; l < 8; ++l) sink(l, load8(tile[l]));
+    Sink s = sink;  // fields in registers (see avx512.cc)
+    for (int l = 0; l < 8; ++l) s(l, load8(tile[l]));
   }
 
   template <BitOp OP>

@@ -51,7 +51,29 @@ __attribute__((always_inline)) inline void transpose8x8(__m256i r[8]) {
   }
 }
 
-template <BitOp OP, int P, class Sink>
+// Horizontal sums of 8 vectors of 8 int64: returns int32 lanes j = Σ lanes of v[j].
+__attribute__((always_inline)) inline __m256i reduce8(__m512i v[8]) {
+  // Pairwise: add the unpacked halves so each step halves the vector count and doubles the
+  // number of distinct sums per vector.
+  __m512i s[4], q[2];
+  for (int i = 0; i < 4; ++i)
+    s[i] = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2 * i], v[2 * i + 1]),
+                            _mm512_unpackhi_epi64(v[2 * i], v[2 * i + 1]));
+  // s[i] lanes (per 128-bit block b): [Σ v[2i] pair, Σ v[2i+1] pair]
+  for (int i = 0; i < 2; ++i) {
+    const __m512i lo = _mm512_shuffle_i64x2(s[2 * i], s[2 * i + 1], 0x88);  // blocks 0,2 | 0,2
+    const __m512i hi = _mm512_shuffle_i64x2(s[2 * i], s[2 * i + 1], 0xDD);  // blocks 1,3 | 1,3
+    q[i] = _mm512_add_epi64(lo, hi);
+  }
+  // q[i] blocks: [s2i(b0+b1), s2i(b2+b3), s2i+1(b0+b1), s2i+1(b2+b3)] → fold again
+  const __m512i lo = _mm512_shuffle_i64x2(q[0], q[1], 0x88);
+  const __m512i hi = _mm512_shuffle_i64x2(q[0], q[1], 0xDD);
+  const __m512i r = _mm512_add_epi64(lo, hi);
+  // r blocks: [v0,v1 | v2,v3 | v4,v5 | v6,v7] sums, one 64-bit lane each.
+  return _mm512_cvtepi64_epi32(r);
+}
+
+template <BitOp OP, int P, bool kCombinePlanes, class Sink>
 __attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, std::size_t nwords,
                                                        const std::uint64_t* const wr[8], Sink& sink) {
   // (The pragmas make sure the tile loops are unrolled whatever GCC's size heuristics say, so the
@@ -77,6 +99,19 @@ __attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, s
   // A local copy of the sink: its fields then live in registers (the output stores could alias
   // the caller's object, which would force a reload of every field for every row).
   Sink s = sink;
+  if constexpr (kCombinePlanes) {
+    // Bit planes: lane q of panel p is plane q of output row p. Σ_q 2^q·pc_q per column: shift
+    // each lane by its plane, then sum the 8 lanes of the 8 column vectors at once (reduce8).
+    const __m512i shifts = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+      __m512i v[8];
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) v[j] = _mm512_sllv_epi64(acc[p][j], shifts);
+      s.combined(p, v8i(reduce8(v)));
+    }
+    return;
+  }
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p) {
     __m256i r[8];
@@ -88,38 +123,27 @@ __attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, s
   }
 }
 
-// Horizontal sums of 8 vectors of 8 int64: returns int32 lanes j = Σ lanes of v[j].
-__attribute__((always_inline)) inline __m256i reduce8(__m512i v[8]) {
-  // Pairwise: add the unpacked halves so each step halves the vector count and doubles the
-  // number of distinct sums per vector.
-  __m512i s[4], q[2];
-  for (int i = 0; i < 4; ++i)
-    s[i] = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2 * i], v[2 * i + 1]),
-                            _mm512_unpackhi_epi64(v[2 * i], v[2 * i + 1]));
-  // s[i] lanes (per 128-bit block b): [Σ v[2i] pair, Σ v[2i+1] pair]
-  for (int i = 0; i < 2; ++i) {
-    const __m512i lo = _mm512_shuffle_i64x2(s[2 * i], s[2 * i + 1], 0x88);  // blocks 0,2 | 0,2
-    const __m512i hi = _mm512_shuffle_i64x2(s[2 * i], s[2 * i + 1], 0xDD);  // blocks 1,3 | 1,3
-    q[i] = _mm512_add_epi64(lo, hi);
-  }
-  // q[i] blocks: [s2i(b0+b1), s2i(b2+b3), s2i+1(b0+b1), s2i+1(b2+b3)] → fold again
-  const __m512i lo = _mm512_shuffle_i64x2(q[0], q[1], 0x88);
-  const __m512i hi = _mm512_shuffle_i64x2(q[0], q[1], 0xDD);
-  const __m512i r = _mm512_add_epi64(lo, hi);
-  // r blocks: [v0,v1 | v2,v3 | v4,v5 | v6,v7] sums, one 64-bit lane each.
-  return _mm512_cvtepi64_epi32(r);
-}
-
 struct Micro {
   static constexpr int kMaxPanels = 3;
+  static constexpr bool kCombinesPlanes = true;
 
   template <BitOp OP, class Sink>
   static void panels(int np, const std::uint64_t* a, std::size_t nwords,
                      const std::uint64_t* const wr[8], Sink& sink) {
     switch (np) {
-      case 3: tile_kernel<OP, 3>(a, nwords, wr, sink); break;
-      case 2: tile_kernel<OP, 2>(a, nwords, wr, sink); break;
-      default: tile_kernel<OP, 1>(a, nwords, wr, sink); break;
+      case 3: tile_kernel<OP, 3, false>(a, nwords, wr, sink); break;
+      case 2: tile_kernel<OP, 2, false>(a, nwords, wr, sink); break;
+      default: tile_kernel<OP, 1, false>(a, nwords, wr, sink); break;
+    }
+  }
+
+  template <BitOp OP, class Sink>
+  static void panels_planes(int np, const std::uint64_t* a, std::size_t nwords,
+                            const std::uint64_t* const wr[8], Sink& sink) {
+    switch (np) {
+      case 3: tile_kernel<OP, 3, true>(a, nwords, wr, sink); break;
+      case 2: tile_kernel<OP, 2, true>(a, nwords, wr, sink); break;
+      default: tile_kernel<OP, 1, true>(a, nwords, wr, sink); break;
     }
   }
 

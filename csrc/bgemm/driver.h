@@ -11,6 +11,10 @@
 //      calls sink(r, pc) for r = 0 .. 8·np − 1 in order, with pc[j] = Σ_k popcount(OP(A[r][k],
 //      wr[j][k])) over the np·8 rows of the np panels at `a`; the sink (the epilogue, inlined)
 //      takes the row straight from registers
+//   static constexpr bool kCombinesPlanes; and if true
+//   template <BitOp OP, class Sink> static void panels_planes(...same...);
+//      for bit planes (panel p = the 8 planes of one output row, plane q in lane q): calls
+//      sink.combined(p, Σ_q 2^q·pc[8p + q]) once per panel, the combination done in registers
 //   template <BitOp OP> static v8i rows(const uint64_t* a, size_t nwords,
 //                                       const uint64_t* const wr[8]);
 //      returns pc[j] = Σ_k popcount(OP(a[k], wr[j][k])) for one unpacked row a
@@ -121,7 +125,15 @@ struct RowSink {
       pc = planes_acc;
     }
     if (static_cast<std::size_t>(r) >= nrows) return;  // zero rows of a partial last panel
-    const std::size_t i = static_cast<std::size_t>(r) / kPlanes;  // output row within the tile
+    emit(static_cast<std::size_t>(r) / kPlanes, pc);
+  }
+
+  // Output row i of the tile, its planes already combined by the micro-kernel.
+  __attribute__((always_inline)) void combined(int i, const v8i& pc) {
+    if (static_cast<std::size_t>(i) * kPlanes < nrows) emit(static_cast<std::size_t>(i), pc);
+  }
+
+  __attribute__((always_inline)) void emit(std::size_t i, const v8i& pc) {
     std::int32_t b = base;
     if constexpr (kPlanes > 1) b += row_base[m0 + i];
     v8i x = b - 2 * pc;
@@ -153,12 +165,13 @@ void panels_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows
                  std::size_t n1, const Epilogue& ep) {
   constexpr std::size_t kMax = Micro::kMaxPanels;
   const std::size_t npanels = (rows + kPanelRows - 1) / kPanelRows;
-  // Loop order: column blocks whose W rows fit in L2 (≤ 128 KiB), then row tiles, then the
+  // Loop order: column blocks whose W rows fit in L2 (≤ 64 KiB), then row tiles, then the
   // column tiles of the block. The packed A tile (≤ 24 rows) stays in L1 across the block, and
   // each output row is written as one contiguous run of the block's columns. (Row tiles inside
   // column tiles would write 24 rows × 32 bytes per tile; with a power-of-two N those rows share
   // their L1/L2 sets and every store misses.)
-  const std::size_t block = 8 * (1 + (std::size_t{128} << 10) / (64 * nwords * 8));
+  const std::size_t wrows = (std::size_t{64} << 10) / (nwords * 8);  // W rows in 64 KiB
+  const std::size_t block = wrows >= 16 ? wrows / 8 * 8 : 8;
   for (std::size_t nb = n0; nb < n1; nb += block) {
     const std::size_t nb1 = min_size(n1, nb + block);
     for (std::size_t p = 0; p < npanels; p += kMax) {
@@ -171,7 +184,10 @@ void panels_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows
         column_rows(w, ldw, n, n1, wr);
         RowSink<kPlanes, kCorr, kBits> sink(ep, row0 + r, nr, n, min_size(8, n1 - n));
         if (n + 8 < nb1) sink.prefetch_next_columns();
-        Micro::template panels<OP>(np, a, nwords, wr, sink);
+        if constexpr (kPlanes == 8 && Micro::kCombinesPlanes)
+          Micro::template panels_planes<OP>(np, a, nwords, wr, sink);
+        else
+          Micro::template panels<OP>(np, a, nwords, wr, sink);
       }
     }
   }

@@ -38,6 +38,7 @@ inline std::uint64_t combine(std::uint64_t a, std::uint64_t b) {
 
 struct Micro {
   static constexpr int kMaxPanels = 1;
+  static constexpr bool kCombinesPlanes = false;
 
   template <BitOp OP, class Sink>
   static void panels(int /*np*/, const std::uint64_t* a, std::size_t nwords,
@@ -56,10 +57,11 @@ struct Micro {
       for (int j = 0; j < 8; ++j)
         for (int l = 0; l < 8; ++l) tot[j][l] += fold_bytes(acc[j][l]);
     }
+    Sink s = sink;  // fields in registers (see avx512.cc)
     for (int l = 0; l < 8; ++l) {
       v8i pc;
       for (int j = 0; j < 8; ++j) pc[j] = static_cast<std::int32_t>(tot[j][l]);
-      sink(l, pc);
+      s(l, pc);
     }
   }
 
