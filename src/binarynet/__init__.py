@@ -8,3 +8,14 @@ and :mod:`binarynet.engine` (the engine needs only NumPy and the compiled kernel
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``binarynet.summary(model)`` / ``binarynet.summarize(model)``, imported lazily (no torch
+    for a ``.bnn`` file); see :func:`binarynet.summary.summary`."""
+    if name in ("summary", "summarize"):
+        import importlib
+
+        module = importlib.import_module("binarynet.summary")
+        return module if name == "summary" else module.summary
+    raise AttributeError(f"module 'binarynet' has no attribute {name!r}")

@@ -2,6 +2,8 @@
 
     binarynet train --model mnist-mlp [--recipe mnist-torch7] [--data-dir DIR] --epochs N --out RUN
     binarynet train --out RUN --resume
+    binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
+    binarynet plot RUN [--out DIR]
 
 Training commands import torch lazily, so the deployment commands stay torch-free.
 """
@@ -143,12 +145,69 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "summary",
+        help="what binarization buys: parameters, memory, MACs, energy, filter repetitions",
+        description="Per layer: output shape, parameters by bit width, memory as float32 and as "
+        "deployed, MACs split into binary (XNOR-popcount), 8-bit first-layer and float; totals, "
+        "the compression ratio, an energy ESTIMATE per inference (Horowitz, ISSCC 2014, 45 nm) "
+        "and the filter repetitions of the binary convolutions. A .bnn file is read without "
+        "torch.",
+    )
+    p.add_argument("model", help="a .bnn file, or a best.pt / last.pt checkpoint")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
+    p.add_argument(
+        "--input-shape",
+        type=_positive_int,
+        nargs="+",
+        metavar="N",
+        help="per-example torch input shape, e.g. 3 32 32 (default: from the checkpoint or file)",
+    )
+    p.add_argument("--no-filters", action="store_true", help="skip the filter repetition counts")
+    p.set_defaults(func=_cmd_summary)
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from binarynet.summary import summary
+
+    s = summary(args.model, args.input_shape, filters=not args.no_filters)
+    if args.json:
+        print(json.dumps(s.to_dict(), indent=2))
+    else:
+        s.print()
+    return 0
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="PNG figures of a training run",
+        description="Write curves.png (learning curves), weights.png (latent weights per binary "
+        "layer, from best.pt or last.pt) and sign_flips.png (signs flipped per epoch, when the "
+        "run recorded them) for a binarynet train run directory.",
+    )
+    p.add_argument("run", help="the run directory (binarynet train --out)")
+    p.add_argument("--out", help="where to write the PNG files (default: the run directory)")
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from binarynet.plots import plot_run
+
+    for figure, result in plot_run(args.run, args.out).items():
+        print(f"{figure}: {result}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binarynet", description="Binarized Neural Networks: train, export, deploy."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_summary(sub)
+    _add_plot(sub)
     return parser
 
 

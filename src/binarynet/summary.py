@@ -1,0 +1,960 @@
+"""What binarization buys, measured on a model: parameters, memory, operations, energy.
+
+    >>> from binarynet.summary import summary
+    >>> s = summary(mnist_mlp())            # a torch model, a .bnn file or a checkpoint path
+    >>> print(s)                            # a rich table; s.to_dict() for scripts
+    >>> s.compression, s.macs, s.energy().ratio
+
+Per layer: the output shape, the trainable parameters, the stored values by bit width as deployed,
+the memory if the network were float32 and as deployed (exactly the bytes the ``.bnn`` file
+stores), and the multiply-accumulates split by kind:
+
+``binary``
+    ±1 activations × ±1 weights: XNOR-popcount (``bgemm`` / ``bconv2d`` in the engine);
+``int8``
+    the first layer, 8-bit fixed-point input × ±1 weights (Algorithm 5; the engine runs each
+    as 8 bit-plane binary products, ``bitplane_gemm``);
+``float``
+    real-valued operands: float layers (``nn.Linear``, ``nn.Conv2d``), or a binary layer fed
+    with real values.
+
+Counting rules
+--------------
+A layer with K inputs per output (K = in_features, or C·k_h·k_w for a convolution) and n output
+values does n·K MACs. Memory, float32: 4 bytes per weight and bias, and every batch norm folded
+into a per-channel scale and shift (2 × 4 bytes per channel), as a float inference engine would
+store it. Memory, deployed (:mod:`binarynet.export`): sign bits packed into 64-bit words along the
+reduction axis (the first layer and dense layers over a vector: O·⌈K/64⌉ words; layers over
+[H, W, C] bits: one group of ⌈C/64⌉ words per tap or position), each hidden batch norm + sign as
+two int32 thresholds per channel (a bias before it is folded in), the last batch norm as a
+float32 scale and shift per class (plus the bias, if any). Trainable parameters count the
+batch-norm γ and β, not the running statistics.
+
+Energy estimate
+---------------
+An *estimate* per inference (one image), from the 45 nm figures of M. Horowitz, "Computing's
+energy problem (and what we can do about it)", ISSCC 2014, as reproduced in Tables 2 and 3 of the
+BNN paper (Courbariaux, Hubara, Soudry, El-Yaniv, Bengio, arXiv:1602.02830):
+
+    operation        add      multiply         memory, per 64-bit access
+    8-bit int        0.03 pJ  0.2 pJ           8 KB SRAM    10 pJ
+    32-bit int       0.1 pJ   3.1 pJ           32 KB SRAM   20 pJ
+    16-bit float     0.4 pJ   1.1 pJ           1 MB SRAM   100 pJ
+    32-bit float     0.9 pJ   3.7 pJ           DRAM       1.3–2.6 nJ (1.3 nJ used)
+
+The float network is the same architecture computed in float32: every MAC is a float32 multiply
+and add (4.6 pJ), batch norm a multiply and an add per value, max-pooling a float32 compare (an
+add) per extra window element. The binary network as deployed:
+
+- XNOR-popcount has no entry in the table. **Assumption**: per 64-bit word, the 64 XNOR gates
+  cost at most 8 8-bit adds (an adder bit is several gates), the popcount is an adder tree of
+  32 + 32 + 24 + 16 + 10 + 6 = 120 full-adder bits ≈ 15 8-bit adds, and accumulating the count is
+  one 32-bit add: 23 × 0.03 + 0.1 = 0.79 pJ per 64 binary MACs;
+- an 8-bit × ±1 MAC of the first layer is a signed add into a 32-bit accumulator (0.1 pJ);
+- a threshold (batch norm + sign) is two 32-bit compares (2 × 0.1 pJ), max-pooling a 32-bit
+  compare per extra window element, the last layer's scale and shift float32 (4.6 pJ per class).
+
+Memory traffic, the same rule for both networks: every stored weight word is read once per
+inference, from the smallest memory level that holds all of the network's parameters (8 KB,
+32 KB, 1 MB SRAM, else DRAM); the input image is read once, and every activation between layers
+(the binary network: packed ±1 bits; the float one: float32) is written once and read once, from
+the smallest level that holds that activation. Caches, reuse across a batch, control and data
+movement inside the datapath are ignored: the numbers compare the two networks under one simple
+model, they are not a measurement of any chip.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from binarynet.filters import FilterRepetitions, mean_repetitions
+
+__all__ = [
+    "ENERGY_PJ",
+    "MAC_KINDS",
+    "MEMORY_LEVELS",
+    "EnergyEstimate",
+    "LayerSummary",
+    "Summary",
+    "summary",
+]
+
+MAC_KINDS = ("binary", "int8", "float")
+"""Kinds of multiply-accumulate, see the module docstring."""
+
+ENERGY_PJ: dict[str, float] = {
+    "int8_add": 0.03,
+    "int8_mult": 0.2,
+    "int32_add": 0.1,
+    "int32_mult": 3.1,
+    "float16_add": 0.4,
+    "float16_mult": 1.1,
+    "float32_add": 0.9,
+    "float32_mult": 3.7,
+}
+"""Energy per operation at 45 nm (Horowitz, ISSCC 2014; Table 2 of arXiv:1602.02830), pJ."""
+
+MEMORY_LEVELS: tuple[tuple[str, float, float], ...] = (
+    ("8 KB SRAM", 8 * 1024, 10.0),
+    ("32 KB SRAM", 32 * 1024, 20.0),
+    ("1 MB SRAM", 1024 * 1024, 100.0),
+    ("DRAM", math.inf, 1300.0),
+)
+"""(name, capacity in bytes, pJ per 64-bit access) (Horowitz, ISSCC 2014; Table 3 of
+arXiv:1602.02830, DRAM at the low end of its 1.3–2.6 nJ)."""
+
+XNOR_WORD_PJ = 8 * ENERGY_PJ["int8_add"]
+"""Assumption: 64 XNOR gates cost at most 8 8-bit adds."""
+POPCOUNT_WORD_PJ = 15 * ENERGY_PJ["int8_add"]
+"""Assumption: a 64-bit popcount is an adder tree of 120 full-adder bits ≈ 15 8-bit adds."""
+BINARY_WORD_PJ = XNOR_WORD_PJ + POPCOUNT_WORD_PJ + ENERGY_PJ["int32_add"]
+"""XNOR + popcount of one 64-bit word and the 32-bit accumulation of the count (0.79 pJ)."""
+
+_FLOAT_MAC_PJ = ENERGY_PJ["float32_mult"] + ENERGY_PJ["float32_add"]
+
+
+def _words(n: int) -> int:
+    return -(-n // 64)
+
+
+def memory_level(nbytes: float) -> tuple[str, float]:
+    """(name, pJ per 64-bit access) of the smallest memory level holding ``nbytes``."""
+    for name, capacity, pj in MEMORY_LEVELS:
+        if nbytes <= capacity:
+            return name, pj
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One row of a :class:`Summary`.
+
+    Attributes:
+        name: the torch module's name, or the ``.bnn`` op's source module.
+        type: the module class, or the op type.
+        output_shape: per-example output shape, torch order ((C, H, W) or (F,)).
+        params: trainable parameters (weights, biases, batch-norm γ and β).
+        bits: {bit width: number of values stored as deployed}.
+        float32_bytes: memory of this layer's parameters in a float32 network.
+        deployed_bytes: memory as deployed (the bytes of the ``.bnn`` tensors).
+        macs: {kind: multiply-accumulates} over :data:`MAC_KINDS`.
+        ops: other per-value operations: ``threshold`` (batch norm + sign), ``affine``
+            (a float batch norm or the last layer's scores), ``compare`` (max-pooling).
+        activation: (float32 bytes, deployed bytes) of the value this layer writes to memory for
+            the next one, or None when its output stays inside a fused stage.
+        note: how the layer is deployed, in words.
+    """
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int = 0
+    bits: dict[int, int] = field(default_factory=dict)
+    float32_bytes: int = 0
+    deployed_bytes: int = 0
+    macs: dict[str, int] = field(default_factory=dict)
+    ops: dict[str, int] = field(default_factory=dict)
+    activation: tuple[int, int] | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "bits": {str(k): v for k, v in sorted(self.bits.items())},
+            "float32_bytes": self.float32_bytes,
+            "deployed_bytes": self.deployed_bytes,
+            "macs": {k: self.macs.get(k, 0) for k in MAC_KINDS},
+            "ops": dict(self.ops),
+            "activation_bytes": (
+                None
+                if self.activation is None
+                else {"float32": self.activation[0], "deployed": self.activation[1]}
+            ),
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    """Energy per inference in pJ, for the float32 network and as deployed (see the module
+    docstring for the model); each a breakdown {"arithmetic", "weights", "activations"}."""
+
+    float32: dict[str, float]
+    deployed: dict[str, float]
+    weight_level: tuple[str, str]  # (float32, deployed) memory level of the weights
+
+    @property
+    def float32_total(self) -> float:
+        return sum(self.float32.values())
+
+    @property
+    def deployed_total(self) -> float:
+        return sum(self.deployed.values())
+
+    @property
+    def ratio(self) -> float:
+        """How many times less energy the deployed network needs (float32 / deployed)."""
+        return self.float32_total / self.deployed_total if self.deployed_total else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimate": True,
+            "unit": "pJ per inference",
+            "float32": {**self.float32, "total": self.float32_total},
+            "deployed": {**self.deployed, "total": self.deployed_total},
+            "ratio": self.ratio,
+            "weights_memory_level": {
+                "float32": self.weight_level[0],
+                "deployed": self.weight_level[1],
+            },
+            "source": "M. Horowitz, ISSCC 2014, 45 nm (Tables 2-3 of arXiv:1602.02830)",
+            "table_pj": dict(ENERGY_PJ),
+            "memory_pj_per_64bit_access": {name: pj for name, _, pj in MEMORY_LEVELS},
+            "assumptions": {
+                "binary_word_pj": BINARY_WORD_PJ,
+                "binary_word": "XNOR of 64 bits = 8 int8 adds, popcount = 15 int8 adds, "
+                "accumulate = 1 int32 add",
+                "int8_mac": "1 int32 add",
+                "threshold": "2 int32 compares (adds)",
+                "memory": "weights read once from the smallest level holding all of them; "
+                "input read once; each activation written and read once from the smallest "
+                "level holding it",
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The summary of a model: rows per layer, totals, filter repetitions, energy estimate.
+
+    ``str(summary)`` renders the rich table as text; :meth:`print` writes it to a terminal with
+    colours; :meth:`to_dict` gives everything as JSON-serialisable values.
+    """
+
+    name: str
+    source: str  # "torch" or ".bnn"
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerSummary, ...]
+    filters: tuple[FilterRepetitions, ...] = ()
+    preprocess_bytes: int = 0
+    file_bytes: int | None = None
+
+    # -- totals --
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def bits(self) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for layer in self.layers:
+            for width, n in layer.bits.items():
+                out[width] = out.get(width, 0) + n
+        return dict(sorted(out.items()))
+
+    @property
+    def float32_bytes(self) -> int:
+        return sum(layer.float32_bytes for layer in self.layers)
+
+    @property
+    def deployed_bytes(self) -> int:
+        return sum(layer.deployed_bytes for layer in self.layers)
+
+    @property
+    def compression(self) -> float:
+        """float32 memory / deployed memory of the parameters."""
+        return self.float32_bytes / self.deployed_bytes if self.deployed_bytes else math.nan
+
+    @property
+    def macs(self) -> dict[str, int]:
+        return {k: sum(layer.macs.get(k, 0) for layer in self.layers) for k in MAC_KINDS}
+
+    @property
+    def ops(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for layer in self.layers:
+            for k, n in layer.ops.items():
+                out[k] = out.get(k, 0) + n
+        return out
+
+    def energy(self) -> EnergyEstimate:
+        """The energy estimate per inference (see the module docstring)."""
+        macs, ops = self.macs, self.ops
+        affine = ops.get("affine", 0)
+        threshold = ops.get("threshold", 0)
+        compare = ops.get("compare", 0)
+        float_arith = (
+            sum(macs.values()) * _FLOAT_MAC_PJ
+            + (affine + threshold) * _FLOAT_MAC_PJ
+            + compare * ENERGY_PJ["float32_add"]
+        )
+        deployed_arith = (
+            macs["binary"] * BINARY_WORD_PJ / 64
+            + macs["int8"] * ENERGY_PJ["int32_add"]
+            + macs["float"] * _FLOAT_MAC_PJ
+            + threshold * 2 * ENERGY_PJ["int32_add"]
+            + affine * _FLOAT_MAC_PJ
+            + compare * ENERGY_PJ["int32_add"]
+        )
+        level_f, pj_f = memory_level(self.float32_bytes)
+        level_d, pj_d = memory_level(self.deployed_bytes)
+        weights_f = -(-self.float32_bytes // 8) * pj_f
+        weights_d = -(-self.deployed_bytes // 8) * pj_d
+        act_f = act_d = 0.0
+        first = True
+        for layer in self.layers:
+            if layer.activation is None:
+                continue
+            accesses = 1 if first else 2  # the input is only read; the others written + read
+            first = False
+            for nbytes, is_float in ((layer.activation[0], True), (layer.activation[1], False)):
+                cost = accesses * -(-nbytes // 8) * memory_level(nbytes)[1]
+                if is_float:
+                    act_f += cost
+                else:
+                    act_d += cost
+        return EnergyEstimate(
+            {"arithmetic": float_arith, "weights": weights_f, "activations": act_f},
+            {"arithmetic": deployed_arith, "weights": weights_d, "activations": act_d},
+            (level_f, level_d),
+        )
+
+    # -- output --
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-serialisable (what ``binarynet summary --json`` prints)."""
+        macs = self.macs
+        total_macs = sum(macs.values())
+        return {
+            "name": self.name,
+            "source": self.source,
+            "input_shape": list(self.input_shape),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "totals": {
+                "params": self.params,
+                "bits": {str(k): v for k, v in self.bits.items()},
+                "float32_bytes": self.float32_bytes,
+                "deployed_bytes": self.deployed_bytes,
+                "compression": self.compression,
+                "macs": macs,
+                "mac_fractions": {
+                    k: (v / total_macs if total_macs else 0.0) for k, v in macs.items()
+                },
+                "ops": self.ops,
+                "preprocess_bytes": self.preprocess_bytes,
+                "file_bytes": self.file_bytes,
+            },
+            "energy": self.energy().to_dict(),
+            "filters": {
+                "layers": [f.to_dict() for f in self.filters],
+                "mean": mean_repetitions(self.filters),
+                "paper_unique_2d_sign": 0.42,
+            },
+        }
+
+    def renderables(self) -> list[Any]:
+        """The rich renderables: the layer table, the totals, the filter table (if any)."""
+        return _renderables(self)
+
+    def print(self, console: Any = None) -> None:
+        """Print the tables to ``console`` (default: a rich Console on stdout)."""
+        from rich.console import Console
+
+        if console is None:  # a pipe or file gets 160 columns rather than rich's 80
+            console = Console(width=None if sys.stdout.isatty() else 160)
+        for item in self.renderables():
+            console.print(item)
+
+    def __str__(self) -> str:
+        from rich.console import Console
+
+        console = Console(width=160, color_system=None, force_terminal=False)
+        with console.capture() as capture:
+            self.print(console)
+        return capture.get()
+
+
+# --------------------------------------------------------------------------------------------
+# From a torch model
+# --------------------------------------------------------------------------------------------
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def _engine_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+
+def _bits_bytes(engine_shape: tuple[int, ...]) -> int:
+    """Bytes of ±1 values of this (channels-last) shape, packed as the engine stores them."""
+    return 8 * _numel(engine_shape[:-1]) * _words(engine_shape[-1])
+
+
+def _leaves(model: Any) -> list[tuple[str, Any]]:
+    return [(name, m) for name, m in model.named_modules() if not list(m.children())]
+
+
+def _default_input_shape(model: Any) -> tuple[int, ...]:
+    from torch import nn
+
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            raise ValueError(
+                "pass input_shape=(C, H, W): a convolutional model's input size is not "
+                "determined by its layers (the paper's ConvNets take (3, 32, 32))"
+            )
+        if isinstance(module, nn.Linear):
+            return (module.in_features,)
+    raise ValueError("pass input_shape: the model has no Linear or Conv2d layer to infer it from")
+
+
+def _trace(model: Any, input_shape: tuple[int, ...]) -> list[tuple[str, Any, tuple, tuple]]:
+    """(name, module, per-example input shape, output shape) of every leaf, in call order."""
+    import torch
+
+    from binarynet.nn import FixedPointInput
+
+    calls: list[tuple[str, Any, tuple, tuple]] = []
+    hooks = []
+
+    def hook(name: str):
+        def record(module, inputs, output):
+            shape_in = tuple(inputs[0].shape[1:]) if inputs else ()
+            calls.append((name, module, shape_in, tuple(output.shape[1:])))
+
+        return record
+
+    for name, module in _leaves(model):
+        hooks.append(module.register_forward_hook(hook(name)))
+    leaves = _leaves(model)
+    dtype = torch.uint8 if leaves and isinstance(leaves[0][1], FixedPointInput) else torch.float32
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), dtype=dtype))
+    except Exception as exc:
+        raise ValueError(
+            f"a forward pass with input shape {list(input_shape)} failed ({exc}); pass the "
+            "model's per-example input shape, e.g. input_shape=(3, 32, 32)"
+        ) from exc
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return calls
+
+
+def _torch_layers(model: Any, input_shape: tuple[int, ...]) -> list[LayerSummary]:
+    from torch import nn
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from binarynet.nn import BinaryActivation, BinaryConv2d, BinaryLinear, FixedPointInput
+
+    calls = _trace(model, input_shape)
+    passthrough = (nn.Flatten, nn.Dropout, nn.Identity)
+
+    def next_meaningful(i: int) -> Any:
+        for _, module, _, _ in calls[i + 1 :]:
+            if not isinstance(module, passthrough):
+                return module
+        return None
+
+    rows: list[LayerSummary] = []
+    kind = "raw"  # the kind of the current value: raw, u8, bits, real
+    engine_shape = _engine_shape(tuple(input_shape))  # channels-last, as before any Flatten
+    pending_bias = 0  # a bias before a batch norm, folded into thresholds or scores
+    for i, (name, module, _shape_in, shape_out) in enumerate(calls):
+        n_out = _numel(shape_out)
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        last = i == len(calls) - 1
+        row: dict[str, Any] = {}
+        if isinstance(module, FixedPointInput):
+            kind = "u8"
+            row = {"activation": (n_out, n_out), "note": "8-bit fixed-point input"}
+        elif isinstance(module, passthrough):
+            pass
+        elif isinstance(module, (BinaryLinear, BinaryConv2d, nn.Linear, nn.Conv2d)):
+            binary = isinstance(module, (BinaryLinear, BinaryConv2d))
+            x_kind = "bits" if binary and module.binarize_input else kind
+            if isinstance(module, nn.Linear):
+                k = module.in_features
+                o = module.out_features
+            else:
+                kh, kw = module.kernel_size
+                k = module.in_channels // module.groups * kh * kw
+                o = module.out_channels
+            n_weights = module.weight.numel()
+            bias = module.bias.numel() if module.bias is not None else 0
+            macs = n_out * k
+            if not binary:
+                mac_kind, note = "float", "float32"
+                bits = {32: n_weights + bias}
+                deployed = 4 * (n_weights + bias)
+            else:
+                mac_kind = {"bits": "binary", "u8": "int8"}.get(x_kind, "float")
+                note = {
+                    "binary": "XNOR-popcount",
+                    "int8": "8-bit input × 1-bit weights (bit planes)",
+                    "float": "real input × 1-bit weights",
+                }[mac_kind]
+                bits = {1: n_weights}
+                if isinstance(module, BinaryConv2d) and x_kind == "bits":
+                    words = kh * kw * _words(module.in_channels)  # per tap
+                elif isinstance(module, BinaryLinear) and x_kind == "bits":
+                    words = _numel(engine_shape[:-1]) * _words(engine_shape[-1])
+                else:
+                    words = _words(k)
+                deployed = 8 * o * words
+                pending_bias = bias
+            row = {
+                "params": params,
+                "bits": bits,
+                "float32_bytes": 4 * (n_weights + bias),
+                "deployed_bytes": deployed,
+                "macs": {mac_kind: macs},
+                "note": note,
+            }
+            kind = "real"
+        elif isinstance(module, _BatchNorm):
+            c = module.num_features
+            following = next_meaningful(i)
+            if isinstance(following, BinaryActivation):
+                bits, ops, note = {32: 2 * c}, {"threshold": n_out}, "→ int32 thresholds lo, hi"
+            else:
+                bits, ops = {32: 2 * c + pending_bias}, {"affine": n_out}
+                note = "→ float32 scale, shift" + (" (+ bias)" if pending_bias else "")
+            row = {
+                "params": params,
+                "bits": bits,
+                "float32_bytes": 8 * c,
+                "deployed_bytes": 4 * sum(bits.values()),
+                "ops": ops,
+                "note": note,
+            }
+            pending_bias = 0
+            kind = "real"
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            k = module.kernel_size
+            window = k * k if isinstance(k, int) else _numel(k)
+            row = {"ops": {"compare": n_out * (window - 1)}}
+        elif isinstance(module, BinaryActivation):
+            kind = "bits"
+            packed = _bits_bytes(_engine_shape(shape_out))
+            row = {"activation": (4 * n_out, packed), "note": "sign → packed bits"}
+        else:  # any other activation function or unknown module: a float32 value
+            kind = "real"
+            row = {"params": params, "activation": (4 * n_out, 4 * n_out)}
+            if params:
+                row["bits"] = {32: params}
+                row["float32_bytes"] = row["deployed_bytes"] = 4 * params
+        if last and row.get("activation") is None:
+            row["activation"] = (4 * n_out, 4 * n_out)  # the scores
+        if not isinstance(module, passthrough):
+            engine_shape = _engine_shape(shape_out)
+        rows.append(
+            LayerSummary(name=name, type=type(module).__name__, output_shape=shape_out, **row)
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# From a .bnn file
+# --------------------------------------------------------------------------------------------
+
+
+def _torch_order(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+
+
+def _bnn_layers(bnn: Any) -> list[LayerSummary]:
+    from binarynet.bnnfile import Conv2d, Dense, MaxPool2d, Scores, Threshold
+
+    graph, values, tensors = bnn.graph, bnn.values, bnn.tensors
+    x0 = values[0]
+    n0 = _numel(x0.shape)
+    rows = [
+        LayerSummary(
+            "input",
+            "uint8 input",
+            _torch_order(x0.shape),
+            activation=(n0, n0),
+            note="8-bit fixed-point input",
+        )
+    ]
+    for i, op in enumerate(graph.ops):
+        x, y = values[i], values[i + 1]
+        name = op.source or f"op {i}"
+        n_out = _numel(y.shape)
+        row: dict[str, Any] = {}
+        if isinstance(op, (Dense, Conv2d)):
+            if isinstance(op, Dense):
+                k = _numel(x.shape)
+                o = op.out_features
+            else:
+                k = op.kernel_size[0] * op.kernel_size[1] * x.shape[-1]
+                o = op.out_channels
+            mac_kind = "int8" if x.kind == "u8" else "binary"
+            row = {
+                "params": o * k,
+                "bits": {1: o * k},
+                "float32_bytes": 4 * o * k,
+                "deployed_bytes": int(tensors[op.weight].nbytes),
+                "macs": {mac_kind: n_out * k},
+                "note": "XNOR-popcount"
+                if mac_kind == "binary"
+                else "8-bit input × 1-bit weights (bit planes)",
+            }
+        elif isinstance(op, MaxPool2d):
+            row = {"ops": {"compare": n_out * (op.kernel_size[0] * op.kernel_size[1] - 1)}}
+        elif isinstance(op, Threshold):
+            c = y.shape[-1]
+            row = {
+                "params": 2 * c,
+                "bits": {32: 2 * c},
+                "float32_bytes": 8 * c,
+                "deployed_bytes": int(tensors[op.lo].nbytes + tensors[op.hi].nbytes),
+                "ops": {"threshold": n_out},
+                "activation": (4 * n_out, y.nbytes),
+                "note": "batch norm + sign → int32 thresholds lo, hi; packed bits",
+            }
+        elif isinstance(op, Scores):
+            c = y.shape[-1]
+            stored = [tensors[name] for name in op.tensors().values()]
+            n = sum(t.size for t in stored)
+            row = {
+                "params": n,
+                "bits": {32: n},
+                "float32_bytes": 4 * n,
+                "deployed_bytes": int(sum(t.nbytes for t in stored)),
+                "ops": {"affine": n_out},
+                "activation": (4 * n_out, 4 * n_out),
+                "note": "batch norm → float32 scale, shift" + (" (+ bias)" if op.bias else ""),
+            }
+        rows.append(LayerSummary(name, op.type, _torch_order(y.shape), **row))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _is_bnn_path(path: Path) -> bool:
+    if path.suffix == ".bnn":
+        return True
+    if path.suffix in (".pt", ".pth"):
+        return False
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head != b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+def _preprocess_bytes(preprocessor: Any) -> int:
+    if preprocessor is None or not hasattr(preprocessor, "state_dict"):
+        return 0
+    import numpy as np
+
+    return sum(
+        np.asarray(v, dtype=np.float32).nbytes
+        for v in preprocessor.state_dict().values()
+        if isinstance(v, np.ndarray)
+    )
+
+
+def _from_checkpoint(
+    path: Path, input_shape: tuple[int, ...] | None, filters: bool, name: str | None
+) -> Summary:
+    from binarynet.checkpoint import load_checkpoint
+    from binarynet.export import DEFAULT_INPUT_SHAPES
+    from binarynet.train import load_model
+
+    state = load_checkpoint(path)
+    cfg = state.get("config", {})
+    model = load_model(path)
+    if input_shape is None:
+        kwargs = cfg.get("model_kwargs", {})
+        if "in_features" in kwargs and kwargs["in_features"] != 784:
+            input_shape = (int(kwargs["in_features"]),)
+        else:
+            input_shape = DEFAULT_INPUT_SHAPES.get(cfg.get("model"))
+    label = name or f"{cfg.get('model', path.name)} {cfg.get('model_kwargs', {}) or ''}".strip()
+    if "epoch" in state:
+        label += f" (epoch {state['epoch']})"
+    s = summary(model, input_shape, name=label, filters=filters)
+    return Summary(
+        s.name,
+        s.source,
+        s.input_shape,
+        s.layers,
+        s.filters,
+        _preprocess_bytes(getattr(model, "preprocessor", None)),
+        None,
+    )
+
+
+def _from_bnn(bnn: Any, filters: bool, name: str | None, file_bytes: int | None) -> Summary:
+    from binarynet.bnnfile import PREPROCESS_PREFIX
+    from binarynet.filters import model_repetitions
+
+    prov = bnn.graph.provenance
+    label = name or f"{prov.get('model', 'model')} {prov.get('model_kwargs') or ''}".strip()
+    if "epoch" in prov:
+        label += f" (epoch {prov['epoch']})"
+    pre = sum(t.nbytes for n, t in bnn.tensors.items() if n.startswith(PREPROCESS_PREFIX))
+    return Summary(
+        name=label,
+        source=".bnn",
+        input_shape=_torch_order(bnn.graph.input.shape),
+        layers=tuple(_bnn_layers(bnn)),
+        filters=tuple(model_repetitions(bnn)) if filters else (),
+        preprocess_bytes=int(pre),
+        file_bytes=file_bytes if file_bytes is not None else (bnn.size or None),
+    )
+
+
+def summary(
+    model: Any,
+    input_shape: Sequence[int] | None = None,
+    *,
+    name: str | None = None,
+    filters: bool = True,
+) -> Summary:
+    """Summarise ``model``: per-layer parameters, memory, MACs; totals; energy; filter repetitions.
+
+    Args:
+        model: a torch ``nn.Module`` (binarynet layers or float ones; any module whose leaves
+            run in order, e.g. ``nn.Sequential``), a loaded :class:`binarynet.bnnfile.BNNFile`,
+            or the path of a ``.bnn`` file (read without torch) or of a ``binarynet train``
+            checkpoint (``best.pt`` / ``last.pt``).
+        input_shape: the per-example torch input shape, e.g. ``(28, 28)`` or ``(3, 32, 32)``.
+            Default: ``(in_features,)`` for an MLP; from the checkpoint's model name for a
+            checkpoint; from the file for a ``.bnn``. Required for other ConvNets.
+        name: a label for the tables (default: from the checkpoint or file, else the class).
+        filters: also count filter repetitions of the binary convolutions
+            (:mod:`binarynet.filters`).
+
+    Returns:
+        A :class:`Summary`; ``print(s)`` or ``s.print()`` shows the tables, ``s.to_dict()``
+        the same as JSON-serialisable values.
+
+    Raises:
+        ValueError: the input shape is missing or does not fit the model.
+        FileNotFoundError: ``model`` is a path that does not exist.
+    """
+    shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+    if shape is not None and (not shape or any(d < 1 for d in shape)):
+        raise ValueError(f"input_shape must be positive sizes, got {list(input_shape or ())}")
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        if _is_bnn_path(path):
+            from binarynet import bnnfile
+
+            bnn = bnnfile.load(path)
+            if shape is not None and shape != _torch_order(bnn.graph.input.shape):
+                raise ValueError(
+                    f"{path} takes inputs of shape {list(_torch_order(bnn.graph.input.shape))} "
+                    f"(torch order), not {list(shape)}"
+                )
+            return _from_bnn(bnn, filters, name, path.stat().st_size)
+        return _from_checkpoint(path, shape, filters, name)
+    if hasattr(model, "graph") and hasattr(model, "tensors"):
+        return _from_bnn(model, filters, name, None)
+    if not hasattr(model, "named_modules"):
+        raise TypeError(f"expected a torch model, a BNNFile or a path, got {type(model).__name__}")
+    from binarynet.filters import model_repetitions
+
+    if shape is None:
+        shape = _default_input_shape(model)
+    layers = _torch_layers(model, shape)
+    return Summary(
+        name=name or type(model).__name__,
+        source="torch",
+        input_shape=shape,
+        layers=tuple(layers),
+        filters=tuple(model_repetitions(model)) if filters else (),
+        preprocess_bytes=_preprocess_bytes(getattr(model, "preprocessor", None)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering (rich)
+# --------------------------------------------------------------------------------------------
+
+
+def _count(n: float) -> str:
+    if n == 0:
+        return ""
+    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:g}"
+
+
+def _bytes(n: float) -> str:
+    if n == 0:
+        return ""
+    for scale, suffix in ((1 << 30, " GiB"), (1 << 20, " MiB"), (1 << 10, " KiB")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:g} B"
+
+
+def _energy(pj: float) -> str:
+    for scale, suffix in ((1e12, " J"), (1e9, " mJ"), (1e6, " µJ"), (1e3, " nJ")):
+        if pj >= scale:
+            return f"{pj / scale:.3g}{suffix}"
+    return f"{pj:.3g} pJ"
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _renderables(s: Summary) -> list[Any]:
+    from rich import box
+    from rich.table import Table
+
+    widths = sorted(s.bits)
+    layers = Table(
+        title=f"{s.name}: per layer ({s.source}, input {_shape(s.input_shape)})",
+        box=box.SIMPLE_HEAD,
+        show_footer=True,
+        title_justify="left",
+    )
+    totals_macs = s.macs
+    layers.add_column("layer", footer="total")
+    layers.add_column("type")
+    layers.add_column("output")
+    layers.add_column("params", justify="right", footer=_count(s.params))
+    for w in widths:
+        layers.add_column(f"{w}-bit", justify="right", footer=_count(s.bits[w]))
+    layers.add_column("float32", justify="right", footer=_bytes(s.float32_bytes))
+    layers.add_column("deployed", justify="right", footer=_bytes(s.deployed_bytes))
+    layers.add_column("binary MACs", justify="right", footer=_count(totals_macs["binary"]))
+    layers.add_column("8-bit MACs", justify="right", footer=_count(totals_macs["int8"]))
+    layers.add_column("float MACs", justify="right", footer=_count(totals_macs["float"]))
+    for layer in s.layers:
+        layers.add_row(
+            layer.name,
+            layer.type,
+            _shape(layer.output_shape),
+            _count(layer.params),
+            *(_count(layer.bits.get(w, 0)) for w in widths),
+            _bytes(layer.float32_bytes),
+            _bytes(layer.deployed_bytes),
+            *(_count(layer.macs.get(k, 0)) for k in MAC_KINDS),
+        )
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    bits = ", ".join(f"{w}-bit {_count(n)}" for w, n in s.bits.items())
+    grid.add_row("parameters", f"{_count(s.params)} trainable; stored as deployed: {bits}")
+    grid.add_row(
+        "memory",
+        f"float32 {_bytes(s.float32_bytes)} → deployed {_bytes(s.deployed_bytes)}: "
+        f"{s.compression:.1f}× smaller",
+    )
+    if s.file_bytes is not None or s.preprocess_bytes:
+        extra = []
+        if s.preprocess_bytes:
+            extra.append(f"input preprocessing {_bytes(s.preprocess_bytes)} (not the network)")
+        if s.file_bytes is not None:
+            meta = s.file_bytes - s.deployed_bytes - s.preprocess_bytes
+            extra.insert(0, f".bnn file {_bytes(s.file_bytes)}")
+            extra.append(f"header and graph {_bytes(meta)}")
+        grid.add_row("", "; ".join(extra))
+    total = sum(totals_macs.values())
+    if total:
+        split = " · ".join(
+            f"{label} {_percent(totals_macs[k] / total)}"
+            for k, label in (
+                ("binary", "binary XNOR-popcount"),
+                ("int8", "8-bit × 1-bit"),
+                ("float", "float"),
+            )
+        )
+        grid.add_row("MACs / inference", f"{_count(total)}: {split}")
+    e = s.energy()
+
+    def breakdown(d: Mapping[str, float]) -> str:
+        return ", ".join(f"{k} {_energy(v)}" for k, v in d.items())
+
+    grid.add_row(
+        "energy / inference",
+        f"[bold yellow]ESTIMATE[/]  float32 network {_energy(e.float32_total)} "
+        f"({breakdown(e.float32)})",
+    )
+    grid.add_row(
+        "",
+        f"as deployed {_energy(e.deployed_total)} ({breakdown(e.deployed)}): {e.ratio:.1f}× less",
+    )
+    grid.add_row(
+        "",
+        "[dim]Horowitz, ISSCC 2014, 45 nm per-operation energies (Tables 2–3 of "
+        "arXiv:1602.02830); XNOR-popcount and memory-traffic assumptions in "
+        "binarynet.summary / docs/summary.md[/]",
+    )
+    out: list[Any] = [layers, grid]
+    if s.filters:
+        ft = Table(
+            title="filter repetitions of the binary convolutions (fraction unique)",
+            box=box.SIMPLE_HEAD,
+            show_footer=True,
+            title_justify="left",
+        )
+        mean = mean_repetitions(s.filters)
+        ft.add_column("layer", footer="mean over layers")
+        ft.add_column("O×C×kh×kw")
+        ft.add_column("3-D", justify="right", footer=_percent(mean["unique_3d"]))
+        ft.add_column("3-D up to sign", justify="right", footer=_percent(mean["unique_3d_sign"]))
+        ft.add_column("2-D per channel", justify="right", footer=_percent(mean["unique_2d"]))
+        ft.add_column(
+            "2-D up to sign (paper: 42 %)",
+            justify="right",
+            footer=_percent(mean["unique_2d_sign"]),
+        )
+        ft.add_column("random signs", justify="right", footer=_percent(mean["random_2d_sign"]))
+        ft.add_column("2-D patterns used", justify="right")
+        for f in s.filters:
+            ft.add_row(
+                f.name,
+                _shape(f.shape),
+                _percent(f.unique_3d),
+                _percent(f.unique_3d_sign),
+                _percent(f.unique_2d),
+                _percent(f.unique_2d_sign),
+                _percent(f.random_2d_sign),
+                f"{f.patterns_2d} / {2 ** (f.shape[2] * f.shape[3])}",
+            )
+        out.append(ft)
+    return out
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``binarynet.summary(model)`` call :func:`summary` (the issue's spelling) while
+    ``binarynet.summary`` stays this module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Summary:
+        return summary(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
