@@ -21,8 +21,9 @@ import platform
 import time
 from pathlib import Path
 
-import binarynet._kernels as K
 import numpy as np
+
+import binarynet._kernels as K
 
 SHAPES = {
     # name: (M, N, K)
@@ -42,18 +43,27 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def best_time(fn, repeats: int, min_time: float = 0.2) -> float:
-    """Best wall time of fn() over `repeats` runs (at least `min_time` seconds of runs)."""
+def best_time(fn, repeats: int, clock=time.perf_counter, min_time: float = 0.2) -> float:
+    """Best time of fn() by `clock` over `repeats` runs (and at least `min_time` s of runs)."""
     fn()  # warm-up (page faults, thread start-up, caches)
     best, spent, n = float("inf"), 0.0, 0
     while n < repeats or spent < min_time:
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         best, spent, n = min(best, dt), spent + dt, n + 1
         if n >= 50 * repeats:
             break
     return best
+
+
+def measure(fn, repeats: int, threads: int) -> dict:
+    """Wall time; with one thread also the CPU time of the calling thread (the kernels and torch
+    then run on it), which, unlike wall time, does not count the time the thread waits for a
+    core that other processes hold."""
+    out = {"wall": best_time(fn, repeats)}
+    out["cpu"] = best_time(fn, repeats, clock=time.thread_time) if threads == 1 else None
+    return out
 
 
 def main() -> None:
@@ -82,55 +92,73 @@ def main() -> None:
     rows = []
     header = (
         f"{'shape (MxNxK)':>15} {'kernel':>9} {'thr':>3} {'time ms':>9} {'bin GMAC/s':>11}"
-        f" {'torch ms':>9} {'x torch':>8}"
+        f" {'torch ms':>9} {'x torch':>8} {'cpu ms':>8} {'cpu GMAC/s':>10} {'x torch':>8}"
     )
     print(f"CPU: {cpu_model()}; available kernels: {K.available_kernels()}")
+    print("time: best wall time; cpu: best CPU time of the calling thread (1 thread only)")
     print(header)
     print("-" * len(header))
+
+    def fmt(v, spec, width):
+        return format(v, spec).rjust(width) if v is not None else "-".rjust(width)
+
     for shape in args.shapes:
         M, N, Kdim = SHAPES[shape]
+        macs = M * N * Kdim
         a = K.pack_signs(np.where(rng.random((M, Kdim)) < 0.5, -1, 1).astype(np.int8))
         w = K.pack_signs(np.where(rng.random((N, Kdim)) < 0.5, -1, 1).astype(np.int8))
         if torch is not None:
             ta, tw = torch.randn(M, Kdim), torch.randn(N, Kdim)
         for t in threads:
-            torch_s = None
+            ref = {"wall": None, "cpu": None}
+            block = []
             for kern in kernels:
-                t_s = best_time(
+                m = measure(
                     lambda a=a, w=w, n=Kdim, k=kern, t=t: K.bgemm(a, w, n, kernel=k, threads=t),
                     args.repeats,
+                    t,
                 )
                 if torch is not None:
-                    # measured right after, in the same conditions
+                    # measured right after each kernel, in the same conditions; the best is kept
                     torch.set_num_threads(t)
                     with torch.inference_mode():
-                        ts = best_time(
-                            lambda ta=ta, tw=tw: torch.nn.functional.linear(ta, tw), args.repeats
+                        tm = measure(
+                            lambda ta=ta, tw=tw: torch.nn.functional.linear(ta, tw),
+                            args.repeats,
+                            t,
                         )
-                    torch_s = ts if torch_s is None else min(torch_s, ts)
-                rows.append(
-                    {
-                        "shape": shape,
-                        "M": M,
-                        "N": N,
-                        "K": Kdim,
-                        "kernel": kern,
-                        "threads": t,
-                        "time_s": t_s,
-                        "binary_gmacs": M * N * Kdim / t_s / 1e9,
-                        "torch_f32_time_s": torch_s,
-                    }
+                    for key in ref:
+                        if tm[key] is not None:
+                            ref[key] = tm[key] if ref[key] is None else min(ref[key], tm[key])
+                block.append((kern, m))
+            for kern, m in block:
+                r = {
+                    "shape": shape,
+                    "M": M,
+                    "N": N,
+                    "K": Kdim,
+                    "kernel": kern,
+                    "threads": t,
+                    "time_s": m["wall"],
+                    "binary_gmacs": macs / m["wall"] / 1e9,
+                    "torch_f32_time_s": ref["wall"],
+                    "speedup_vs_torch_f32": ref["wall"] / m["wall"] if ref["wall"] else None,
+                    "cpu_time_s": m["cpu"],
+                    "cpu_binary_gmacs": macs / m["cpu"] / 1e9 if m["cpu"] else None,
+                    "torch_f32_cpu_time_s": ref["cpu"],
+                    "cpu_speedup_vs_torch_f32": ref["cpu"] / m["cpu"]
+                    if ref["cpu"] and m["cpu"]
+                    else None,
+                }
+                rows.append(r)
+                print(
+                    f"{shape:>15} {kern:>9} {t:>3} {r['time_s'] * 1e3:9.3f}"
+                    f" {r['binary_gmacs']:11.1f} {fmt(ref['wall'] and ref['wall'] * 1e3, '.3f', 9)}"
+                    f" {fmt(r['speedup_vs_torch_f32'], '.1f', 8)}"
+                    f" {fmt(m['cpu'] and m['cpu'] * 1e3, '.3f', 8)}"
+                    f" {fmt(r['cpu_binary_gmacs'], '.1f', 10)}"
+                    f" {fmt(r['cpu_speedup_vs_torch_f32'], '.1f', 8)}"
                 )
-            for r in rows:
-                if r["shape"] == shape and r["threads"] == t:
-                    r["torch_f32_time_s"] = torch_s
-                    r["speedup_vs_torch_f32"] = torch_s / r["time_s"] if torch_s else None
-                    ratio = f"{r['speedup_vs_torch_f32']:8.1f}" if torch_s else f"{'-':>8}"
-                    tms = f"{torch_s * 1e3:9.3f}" if torch_s else f"{'-':>9}"
-                    print(
-                        f"{shape:>15} {r['kernel']:>9} {t:>3} {r['time_s'] * 1e3:9.3f}"
-                        f" {r['binary_gmacs']:11.1f} {tms} {ratio}"
-                    )
     # scaling of each kernel from 1 to the largest thread count
     if len(threads) > 1:
         for shape in args.shapes:
@@ -151,7 +179,8 @@ def main() -> None:
         "available_kernels": K.available_kernels(),
         "torch_version": getattr(torch, "__version__", None),
         "repeats": args.repeats,
-        "timing": "best of the repeats; torch measured right after each kernel in the same run",
+        "timing": "best of the repeats (wall time; and, with 1 thread, CPU time of the calling"
+        " thread); torch measured right after each kernel in the same run, best kept",
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
