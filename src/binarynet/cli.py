@@ -2,6 +2,8 @@
 
     binarynet train --model mnist-mlp [--recipe mnist-torch7] [--data-dir DIR] --epochs N --out RUN
     binarynet train --out RUN --resume
+    binarynet export RUN/best.pt MODEL.bnn
+    binarynet eval MODEL.bnn [--data-dir DIR] [--dataset mnist|cifar10|svhn]
     binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
     binarynet plot RUN [--out DIR]
 
@@ -145,6 +147,91 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained checkpoint to a .bnn model file",
+        description="Write the model of a binarynet train checkpoint (best.pt or last.pt) as a "
+        ".bnn file: packed sign bits, integer thresholds, the preprocessing it was trained "
+        "behind. The engine (binarynet eval) runs it bit-exactly, without torch.",
+    )
+    p.add_argument("checkpoint", help="best.pt or last.pt of a training run")
+    p.add_argument("out", help="the .bnn file to write")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from binarynet.export import export_checkpoint
+
+    graph = export_checkpoint(args.checkpoint, args.out)
+    layers = sum(op.type in ("dense", "conv2d") for op in graph.ops)
+    size = Path(args.out).stat().st_size
+    print(
+        f"wrote {args.out}: {graph.provenance.get('model')} {graph.provenance.get('model_kwargs')}"
+        f", {layers} binary layers, input uint8 {graph.input.layout} {list(graph.input.shape)}, "
+        f"{graph.num_classes} classes, {size / 1e6:.2f} MB"
+    )
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="test error of a .bnn model on the engine (no torch)",
+        description="Run a .bnn model on the XNOR-popcount engine over a dataset split and print "
+        "its error rate. Needs neither torch nor a GPU.",
+    )
+    p.add_argument("model", help="a .bnn file from binarynet export")
+    p.add_argument(
+        "--data-dir", help="dataset directory (default: the bundled MNIST sample, for mnist)"
+    )
+    p.add_argument(
+        "--dataset",
+        choices=["mnist", "cifar10", "svhn"],
+        help="default: the dataset the model was trained on (from the file), else mnist",
+    )
+    p.add_argument("--split", choices=["test", "valid", "train"], default="test")
+    p.add_argument("--threads", type=_positive_int, help="kernel threads (default: all cores)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import time
+
+    from binarynet import data as datasets
+    from binarynet import engine
+
+    model = engine.load(args.model, threads=args.threads)
+    dataset = args.dataset or model.graph.provenance.get("dataset") or "mnist"
+    if dataset == "mnist":
+        splits = (
+            datasets.mnist_sample() if args.data_dir is None else datasets.load_mnist(args.data_dir)
+        )
+    elif args.data_dir is None:
+        raise ValueError(f"dataset {dataset!r} needs --data-dir (only MNIST is bundled)")
+    elif dataset == "cifar10":
+        splits = datasets.load_cifar10(args.data_dir)
+    else:
+        splits = datasets.load_svhn(args.data_dir)
+    split = getattr(splits, args.split)
+    if splits.n_classes != model.num_classes:
+        raise ValueError(
+            f"{args.model} has {model.num_classes} classes but {splits.name} has {splits.n_classes}"
+        )
+    start = time.perf_counter()
+    predicted = model.predict(split.images)
+    seconds = time.perf_counter() - start
+    n = len(split)
+    errors = int((predicted != split.labels).sum())
+    print(
+        f"{splits.name} {args.split} error: {100 * errors / max(n, 1):.2f}% ({errors} / {n}) "
+        f"in {seconds:.2f} s ({n / max(seconds, 1e-9):.0f} images/s) with {model!r}"
+    )
+    return 0
+
+
 def _add_summary(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "summary",
@@ -206,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_export(sub)
+    _add_eval(sub)
     _add_summary(sub)
     _add_plot(sub)
     return parser
