@@ -7,6 +7,7 @@ used for one cross-check of the convolution oracle.
 
 from __future__ import annotations
 
+import os
 import threading
 import zlib
 
@@ -409,6 +410,29 @@ def test_concurrent_calls_from_python_threads():
     for t in threads:
         t.join()
     assert not errors
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_thread_pool_survives_fork():
+    # The parent's workers do not exist in a forked child: the child must build its own pool
+    # instead of waiting for them forever.
+    rng = rng_for("fork")
+    a, w = pack_np(random_pm1(rng, (40, 300))), pack_np(random_pm1(rng, (70, 300)))
+    expected = K.bgemm(a, w, 300, threads=2)  # the parent's pool now has a worker
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: compute with two threads, send the bytes back, exit at once
+        try:
+            os.write(write_end, K.bgemm(a, w, 300, threads=2).tobytes())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    data = b""
+    with os.fdopen(read_end, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    np.testing.assert_array_equal(np.frombuffer(data, np.int32).reshape(expected.shape), expected)
 
 
 # --------------------------------------------------------------------------------------------
