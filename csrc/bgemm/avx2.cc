@@ -48,24 +48,31 @@ template <BitOp OP>
 inline void panel_4cols(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[4],
                         __m256i tot[2][4]) {
   const __m256i table = nibble_table(), low4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+#pragma GCC unroll 2
   for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) tot[h][j] = zero;
   for (std::size_t k0 = 0; k0 < nwords; k0 += kChunk) {
     const std::size_t k1 = min_size(nwords, k0 + kChunk);
     __m256i acc[2][4];
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) acc[h][j] = zero;
     for (std::size_t k = k0; k < k1; ++k) {
       const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k * kPanelRows));
       const __m256i a1 =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k * kPanelRows + 4));
+#pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
         const __m256i b = _mm256_set1_epi64x(static_cast<long long>(wr[j][k]));
         acc[0][j] = _mm256_add_epi8(acc[0][j], byte_counts(combine<OP>(a0, b), table, low4));
         acc[1][j] = _mm256_add_epi8(acc[1][j], byte_counts(combine<OP>(a1, b), table, low4));
       }
     }
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
       for (int j = 0; j < 4; ++j)
         tot[h][j] = _mm256_add_epi64(tot[h][j], _mm256_sad_epu8(acc[h][j], zero));
   }
@@ -85,19 +92,26 @@ struct Micro {
   static void panels(int /*np*/, const std::uint64_t* a, std::size_t nwords,
                      const std::uint64_t* const wr[8], Sink& sink) {
     alignas(32) std::int32_t tile[8][8];
+#pragma GCC unroll 2
     for (int half = 0; half < 2; ++half) {
       __m256i tot[2][4];
       panel_4cols<OP>(a, nwords, wr + 4 * half, tot);
       alignas(32) std::uint64_t lanes[2][4][4];
+#pragma GCC unroll 2
       for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
         for (int j = 0; j < 4; ++j)
           _mm256_store_si256(reinterpret_cast<__m256i*>(lanes[h][j]), tot[h][j]);
+#pragma GCC unroll 2
       for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
         for (int l = 0; l < 4; ++l)
+#pragma GCC unroll 4
           for (int j = 0; j < 4; ++j)
             tile[h * 4 + l][4 * half + j] = static_cast<std::int32_t>(lanes[h][j][l]);
     }
     Sink s = sink;  // fields in registers (see avx512.cc)
+#pragma GCC unroll 8
     for (int l = 0; l < 8; ++l) s(l, load8(tile[l]));
   }
 
@@ -107,21 +121,26 @@ struct Micro {
     const __m256i table = nibble_table(), low4 = _mm256_set1_epi8(0x0f),
                   zero = _mm256_setzero_si256();
     __m256i tot[8];
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) tot[j] = zero;
     const std::size_t nvec = nwords / 4;
     for (std::size_t v0 = 0; v0 < nvec; v0 += kChunk) {
       const std::size_t v1 = min_size(nvec, v0 + kChunk);
       __m256i acc[8];
+#pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) acc[j] = zero;
       for (std::size_t v = v0; v < v1; ++v) {
         const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 4 * v));
+#pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + 4 * v));
           acc[j] = _mm256_add_epi8(acc[j], byte_counts(combine<OP>(av, bv), table, low4));
         }
       }
+#pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) tot[j] = _mm256_add_epi64(tot[j], _mm256_sad_epu8(acc[j], zero));
     }
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
       alignas(32) std::uint64_t l[4];
       _mm256_store_si256(reinterpret_cast<__m256i*>(l), tot[j]);
