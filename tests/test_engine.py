@@ -13,13 +13,16 @@ outside the reachable range.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import json
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,9 +192,9 @@ def _torch_run(model: nn.Sequential, x_torch: torch.Tensor) -> tuple[np.ndarray,
 
 @functools.cache
 def _tmpdir() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="binarynet-test-engine-"))
+    directory = Path(tempfile.mkdtemp(prefix="binarynet-test-engine-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 @contextlib.contextmanager
