@@ -117,6 +117,12 @@ def test_tiny_mlp_energy_by_hand():
     assert e.float32["weights"] == pytest.approx(976 / 8 * 10)
     assert e.float32["activations"] == pytest.approx(2 * 10 + 2 * 4 * 10 + 2 * 5 * 10)
     assert e.ratio == pytest.approx(e.float32_total / e.deployed_total)
+    # A batch of 4 shares one read of the weights; the rest is per image.
+    e4 = summary(tiny_mlp(), (4, 4), batch=4).energy()
+    assert e4.batch == 4 and e4.deployed["weights"] == pytest.approx(e.deployed["weights"] / 4)
+    assert e4.float32["arithmetic"] == e.float32["arithmetic"]
+    with pytest.raises(ValueError, match="batch must be a positive integer, got 0"):
+        summary(tiny_mlp(), (4, 4), batch=0)
 
 
 def test_tiny_convnet_by_hand():
@@ -294,6 +300,8 @@ def test_cli_summary(tmp_path, capsys):
     assert main(["summary", str(ckpt), "--input-shape", "16", "--json", "--no-filters"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["totals"]["macs"] == {"binary": 80, "int8": 128, "float": 0}
+    assert main(["summary", str(bnn), "--json", "--batch", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["energy"]["batch"] == 10
     assert main(["summary", str(tmp_path / "missing.pt")]) == 2
     assert "not found" in capsys.readouterr().err
 

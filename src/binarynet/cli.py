@@ -252,13 +252,19 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
         help="per-example torch input shape, e.g. 3 32 32 (default: from the checkpoint or file)",
     )
     p.add_argument("--no-filters", action="store_true", help="skip the filter repetition counts")
+    p.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=1,
+        help="images per read of the weights in the energy estimate (default 1)",
+    )
     p.set_defaults(func=_cmd_summary)
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
     from binarynet.summary import summary
 
-    s = summary(args.model, args.input_shape, filters=not args.no_filters)
+    s = summary(args.model, args.input_shape, filters=not args.no_filters, batch=args.batch)
     if args.json:
         print(json.dumps(s.to_dict(), indent=2))
     else:

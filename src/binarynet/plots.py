@@ -80,17 +80,12 @@ def plot_weight_histograms(
         ax.hist(flat, bins=bins, range=(-1.0, 1.0), color="tab:blue")
         negative = float(np.mean(flat < 0)) if flat.size else 0.0
         clipped = float(np.mean(np.abs(flat) >= 1.0)) if flat.size else 0.0
-        ax.set_title(f"{name} {list(w.shape)}", fontsize=9)
+        ax.set_title(
+            f"{name} {list(w.shape)}\n{100 * negative:.1f} % negative, {100 * clipped:.1f} % at ±1",
+            fontsize=9,
+        )
         ax.set_yscale("log")
         ax.set_xlabel("latent weight")
-        ax.text(
-            0.02,
-            0.97,
-            f"negative {100 * negative:.1f} %\nat ±1 {100 * clipped:.1f} %",
-            transform=ax.transAxes,
-            va="top",
-            fontsize=8,
-        )
         ax.grid(True, alpha=0.3)
     for ax in axes.flat[n:]:
         ax.axis("off")

@@ -65,6 +65,7 @@ model, they are not a measurement of any chip.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -192,6 +193,7 @@ class EnergyEstimate:
     float32: dict[str, float]
     deployed: dict[str, float]
     weight_level: tuple[str, str]  # (float32, deployed) memory level of the weights
+    batch: int = 1  # images per weight read
 
     @property
     def float32_total(self) -> float:
@@ -210,6 +212,7 @@ class EnergyEstimate:
         return {
             "estimate": True,
             "unit": "pJ per inference",
+            "batch": self.batch,
             "float32": {**self.float32, "total": self.float32_total},
             "deployed": {**self.deployed, "total": self.deployed_total},
             "ratio": self.ratio,
@@ -248,6 +251,7 @@ class Summary:
     filters: tuple[FilterRepetitions, ...] = ()
     preprocess_bytes: int = 0
     file_bytes: int | None = None
+    batch: int = 1  # images per weight read in the energy estimate
 
     # -- totals --
     @property
@@ -287,8 +291,15 @@ class Summary:
                 out[k] = out.get(k, 0) + n
         return out
 
-    def energy(self) -> EnergyEstimate:
-        """The energy estimate per inference (see the module docstring)."""
+    def energy(self, batch: int | None = None) -> EnergyEstimate:
+        """The energy estimate per inference (see the module docstring).
+
+        ``batch``: images that share one read of the weights (default: ``self.batch``, 1); the
+        weights' energy per image is divided by it, the rest is per image.
+        """
+        batch = self.batch if batch is None else batch
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}")
         macs, ops = self.macs, self.ops
         affine = ops.get("affine", 0)
         threshold = ops.get("threshold", 0)
@@ -308,8 +319,8 @@ class Summary:
         )
         level_f, pj_f = memory_level(self.float32_bytes)
         level_d, pj_d = memory_level(self.deployed_bytes)
-        weights_f = -(-self.float32_bytes // 8) * pj_f
-        weights_d = -(-self.deployed_bytes // 8) * pj_d
+        weights_f = -(-self.float32_bytes // 8) * pj_f / batch
+        weights_d = -(-self.deployed_bytes // 8) * pj_d / batch
         act_f = act_d = 0.0
         first = True
         for layer in self.layers:
@@ -327,6 +338,7 @@ class Summary:
             {"arithmetic": float_arith, "weights": weights_f, "activations": act_f},
             {"arithmetic": deployed_arith, "weights": weights_d, "activations": act_d},
             (level_f, level_d),
+            batch,
         )
 
     # -- output --
@@ -595,7 +607,7 @@ def _bnn_layers(bnn: Any) -> list[LayerSummary]:
     ]
     for i, op in enumerate(graph.ops):
         x, y = values[i], values[i + 1]
-        name = op.source or f"op {i}"
+        name = op.source or ("output" if isinstance(op, Scores) else f"op {i}")
         n_out = _numel(y.shape)
         row: dict[str, Any] = {}
         if isinstance(op, (Dense, Conv2d)):
@@ -692,7 +704,7 @@ def _from_checkpoint(
     label = name or f"{cfg.get('model', path.name)} {cfg.get('model_kwargs', {}) or ''}".strip()
     if "epoch" in state:
         label += f" (epoch {state['epoch']})"
-    s = summary(model, input_shape, name=label, filters=filters)
+    s = _summary(model, input_shape, label, filters)
     return Summary(
         s.name,
         s.source,
@@ -730,6 +742,7 @@ def summary(
     *,
     name: str | None = None,
     filters: bool = True,
+    batch: int = 1,
 ) -> Summary:
     """Summarise ``model``: per-layer parameters, memory, MACs; totals; energy; filter repetitions.
 
@@ -744,6 +757,8 @@ def summary(
         name: a label for the tables (default: from the checkpoint or file, else the class).
         filters: also count filter repetitions of the binary convolutions
             (:mod:`binarynet.filters`).
+        batch: images per read of the weights in the energy estimate (1: one image at a time,
+            the worst case for weight traffic).
 
     Returns:
         A :class:`Summary`; ``print(s)`` or ``s.print()`` shows the tables, ``s.to_dict()``
@@ -753,6 +768,14 @@ def summary(
         ValueError: the input shape is missing or does not fit the model.
         FileNotFoundError: ``model`` is a path that does not exist.
     """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    return dataclasses.replace(_summary(model, input_shape, name, filters), batch=batch)
+
+
+def _summary(
+    model: Any, input_shape: Sequence[int] | None, name: str | None, filters: bool
+) -> Summary:
     shape = None if input_shape is None else tuple(int(d) for d in input_shape)
     if shape is not None and (not shape or any(d < 1 for d in shape)):
         raise ValueError(f"input_shape must be positive sizes, got {list(input_shape or ())}")
@@ -899,7 +922,7 @@ def _renderables(s: Summary) -> list[Any]:
         return ", ".join(f"{k} {_energy(v)}" for k, v in d.items())
 
     grid.add_row(
-        "energy / inference",
+        "energy / inference" + (f"\n(batch {e.batch})" if e.batch > 1 else ""),
         f"[bold yellow]ESTIMATE[/]  float32 network {_energy(e.float32_total)} "
         f"({breakdown(e.float32)})",
     )
