@@ -24,6 +24,8 @@ namespace {
 // Kernel choice: a small, readable function. The CPU checks also test that the OS saves the
 // AVX/AVX-512 register state (libgcc's __builtin_cpu_supports reads XCR0).
 
+// (BINARYNET_X86_KERNELS: set by CMakeLists.txt when avx2.cc / avx512.cc are built, i.e. on x86-64.)
+#if BINARYNET_X86_KERNELS
 bool cpu_has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
@@ -35,6 +37,10 @@ bool cpu_has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
 }
+#else
+bool cpu_has_avx2() { return false; }
+bool cpu_has_avx512() { return false; }
+#endif
 
 const char* kernel_name(Kernel k) {
   switch (k) {
@@ -67,8 +73,10 @@ Kernel named_kernel(const std::string& name) {
 
 const KernelSet& kernel_set(Kernel k) {
   switch (k) {
+#if BINARYNET_X86_KERNELS
     case Kernel::Avx512: return *avx512_kernels();
     case Kernel::Avx2: return *avx2_kernels();
+#endif
     default: return *portable_kernels();
   }
 }
