@@ -52,10 +52,11 @@ RUNNER = textwrap.dedent("""
     if mode == "die_at_batch":
         step = train.Trainer._train_step
         def killing_step(self, x, y):
-            step(self, x, y)
+            result = step(self, x, y)
             counter["batches"] += 1
             if counter["batches"] == n:
                 os.kill(os.getpid(), signal.SIGKILL)
+            return result
         train.Trainer._train_step = killing_step
     elif mode == "die_in_write":
         save = ckpt.torch.save

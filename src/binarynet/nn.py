@@ -46,6 +46,7 @@ __all__ = [
     "binary_layers",
     "clip_weights_",
     "set_compute_dtype",
+    "sync_batchnorm_",
 ]
 
 
@@ -237,11 +238,39 @@ class BinaryConv2d(_BinaryWeightMixin, nn.Conv2d):
         )
 
 
+def _distributed_world() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 class _ExactEvalBatchNorm(_BatchNorm):
-    """Batch norm whose evaluation forward is exactly ``x * scale + shift`` in float32."""
+    """Batch norm whose evaluation forward is exactly ``x * scale + shift`` in float32.
+
+    With ``sync_stats = True`` (see :func:`sync_batchnorm_`) and an initialised
+    ``torch.distributed`` process group, training-mode statistics are computed over the global
+    batch of all processes (sums all-reduced with a differentiable all-reduce), so every process
+    normalises alike and keeps identical running statistics.
+    """
+
+    sync_stats: bool = False
 
     def _stats_dims(self, x: torch.Tensor) -> list[int]:
         return [d for d in range(x.dim()) if d != 1]
+
+    def _synced(self) -> bool:
+        return self.sync_stats and _distributed_world() > 1
+
+    def _batch_mean(self, t: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, int]:
+        """(per-channel mean of ``t`` over ``dims`` and the batch, number of values averaged),
+        over all processes when synchronised."""
+        count = t.numel() // t.shape[1]
+        if not self._synced():
+            return t.mean(dims), count
+        from torch.distributed.nn.functional import all_reduce
+
+        local = torch.cat([t.sum(dims), t.new_tensor([float(count)])])
+        total = all_reduce(local)  # SUM over processes; its backward all-reduces the gradient
+        return total[:-1] / total[-1], int(total[-1].detach())
 
     def _channel_view(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return v.view([1, -1] + [1] * (x.dim() - 2))
@@ -262,6 +291,16 @@ class _ExactEvalBatchNorm(_BatchNorm):
     def _eval_forward(self, x: torch.Tensor) -> torch.Tensor:
         scale, shift = self.eval_affine()
         return x * self._channel_view(scale, x) + self._channel_view(shift, x)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
+        """torch.nn.BatchNorm's update: running ← (1 − momentum)·running + momentum·batch, with
+        the unbiased batch variance var·m/(m − 1)."""
+        self.num_batches_tracked.add_(1)
+        momentum = self._momentum()
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+        unbiased = var * (m / (m - 1))
+        self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
 
 
 class BatchNorm1d(_ExactEvalBatchNorm):
@@ -285,9 +324,23 @@ class BatchNorm1d(_ExactEvalBatchNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
-        if self._uses_batch_stats():
+        if not self._uses_batch_stats():
+            return self._eval_forward(x)
+        if not self._synced():
             return super().forward(x)
-        return self._eval_forward(x)
+        # Global-batch statistics: the textbook batch norm with all-reduced moments.
+        dims = self._stats_dims(x)
+        mean, m = self._batch_mean(x, dims)
+        centred = x - self._channel_view(mean, x)
+        var, _ = self._batch_mean(centred.square(), dims)
+        y = centred * self._channel_view(torch.rsqrt(var + self.eps), x)
+        if self.weight is not None:
+            y = y * self._channel_view(self.weight, x)
+        if self.bias is not None:
+            y = y + self._channel_view(self.bias, x)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(mean.detach(), var.detach(), m)
+        return y
 
 
 class BatchNorm2d(BatchNorm1d):
@@ -340,15 +393,14 @@ class ShiftBatchNorm1d(_ExactEvalBatchNorm):
         if not self._uses_batch_stats():
             return self._eval_forward(x)
         dims = self._stats_dims(x)
-        m = x.numel() // x.shape[1]
-        if m < 2:
+        if x.numel() // x.shape[1] < 2 and not self._synced():
             raise ValueError(
                 f"{type(self).__name__}: training needs more than 1 value per channel, got input "
                 f"of shape {tuple(x.shape)}"
             )
-        mean = x.mean(dims)
+        mean, m = self._batch_mean(x, dims)
         centred = x - self._channel_view(mean, x)
-        var = (centred * ap2_ste(centred)).mean(dims)
+        var, _ = self._batch_mean(centred * ap2_ste(centred), dims)
         inv_std = ap2_ste(torch.rsqrt(var + self.eps))
         y = centred * self._channel_view(inv_std, x)
         if self.weight is not None:
@@ -358,14 +410,6 @@ class ShiftBatchNorm1d(_ExactEvalBatchNorm):
         if self.training and self.track_running_stats:
             self._update_running_stats(mean.detach(), var.detach(), m)
         return y
-
-    @torch.no_grad()
-    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
-        self.num_batches_tracked.add_(1)
-        momentum = self._momentum()
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
-        unbiased = var * (m / (m - 1))
-        self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
 
 
 class ShiftBatchNorm2d(ShiftBatchNorm1d):
@@ -392,6 +436,15 @@ def clip_weights_(model: nn.Module, bound: float = 1.0) -> None:
     """
     for layer in binary_layers(model):
         layer.weight.clamp_(-bound, bound)
+
+
+def sync_batchnorm_(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Make every binarynet batch norm of ``model`` compute training statistics over the global
+    batch of all ``torch.distributed`` processes (a no-op without a process group)."""
+    for module in model.modules():
+        if isinstance(module, _ExactEvalBatchNorm):
+            module.sync_stats = enabled
+    return model
 
 
 def set_compute_dtype(model: nn.Module, dtype: torch.dtype) -> nn.Module:

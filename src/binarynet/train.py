@@ -37,9 +37,10 @@ from tqdm.auto import tqdm
 
 from binarynet import data as datasets
 from binarynet.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from binarynet.distributed import Dist, setup
 from binarynet.losses import square_hinge_loss
 from binarynet.models import build_model
-from binarynet.nn import clip_weights_, set_compute_dtype
+from binarynet.nn import clip_weights_, set_compute_dtype, sync_batchnorm_
 from binarynet.optim import ShiftAdaMax, param_groups
 from binarynet.preprocess import PREPROCESSORS, augment, load_preprocessor
 
@@ -82,6 +83,7 @@ class TrainConfig:
     preprocess: str | None = None
     augment: bool = False
     cache_dir: str | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -104,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"lr_halve_every must be > 0, got {self.lr_halve_every!r}")
         if self.threads is not None and not self.threads > 0:
             raise ValueError(f"threads must be > 0, got {self.threads!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.preprocess is not None and self.preprocess not in PREPROCESSORS:
@@ -250,11 +254,13 @@ def preprocessor_state_to_torch(state: dict[str, Any]) -> dict[str, Any]:
     return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
 
 
-def _resolve_compute_dtype(name: str) -> torch.dtype:
+def _resolve_compute_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "float32":
         return torch.float32
     if name == "bfloat16":
         return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     fast_bf16 = (
         torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     )
@@ -275,19 +281,31 @@ def _labels_to_torch(labels: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_sums(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
-) -> tuple[float, float]:
-    """(mean square hinge loss, error rate) of ``model`` in evaluation mode."""
+) -> tuple[float, int]:
+    """(summed square hinge loss, number of errors) of ``model`` in evaluation mode, on the
+    model's device."""
     was_training = model.training
     model.eval()
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
     loss_sum, errors = 0.0, 0
     for start in range(0, len(images), batch_size):
-        x, y = images[start : start + batch_size], labels[start : start + batch_size]
+        x = images[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device)
         scores = model(x)
         loss_sum += float(square_hinge_loss(scores, y)) * len(x)
         errors += int((scores.argmax(1) != y).sum())
     model.train(was_training)
+    return loss_sum, errors
+
+
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> tuple[float, float]:
+    """(mean square hinge loss, error rate) of ``model`` in evaluation mode."""
+    loss_sum, errors = evaluate_sums(model, images, labels, batch_size)
     n = max(len(images), 1)
     return loss_sum / n, errors / n
 
@@ -390,10 +408,24 @@ class Trainer:
             raise ValueError(f"the training split has {len(splits.train)} images; need at least 2")
         self.preprocessor = None
         self._train_images: np.ndarray | None = None  # uint8 NHWC, kept for augmentation
-        torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model, **cfg.model_kwargs)
-        self.compute_dtype = _resolve_compute_dtype(cfg.compute_dtype)
+        self.dist: Dist = setup(cfg.device)
+        if cfg.batch_size % self.dist.world_size:
+            raise ValueError(
+                f"the global batch size {cfg.batch_size} must be divisible by the number of "
+                f"processes ({self.dist.world_size})"
+            )
+        torch.manual_seed(cfg.seed)  # the same initial model in every process
+        self.model = build_model(cfg.model, **cfg.model_kwargs).to(self.dist.device)
+        torch.manual_seed(cfg.seed + self.dist.rank)  # dropout / stochastic units differ per rank
+        self.compute_dtype = _resolve_compute_dtype(cfg.compute_dtype, self.dist.device)
         set_compute_dtype(self.model, self.compute_dtype)
+        self.train_model: nn.Module = self.model
+        if self.dist.enabled:
+            sync_batchnorm_(self.model)
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model,
+                broadcast_buffers=False,  # synced BN keeps buffers identical
+            )
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.epoch = 0  # completed epochs
@@ -433,7 +465,7 @@ class Trainer:
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
-            "rng_state": torch.get_rng_state(),
+            "rng_state": self.dist.gather(torch.get_rng_state()),  # one per process
             "epoch": self.epoch,
             "batch": self.batch,
             "accum": dict(self.accum),
@@ -457,7 +489,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer_state"])
         if self.scheduler is not None and state["scheduler_state"] is not None:
             self.scheduler.load_state_dict(state["scheduler_state"])
-        torch.set_rng_state(state["rng_state"])
+        rng = state["rng_state"]
+        rng = rng if isinstance(rng, list) else [rng]
+        torch.set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self.accum = dict(state["accum"])
         self.history = list(state["history"])
@@ -465,7 +499,9 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
 
     def _save_last(self) -> None:
-        save_checkpoint(self.out_dir / "last.pt", self.state_dict())
+        state = self.state_dict()  # collective: every process contributes its RNG state
+        if self.dist.is_main:
+            save_checkpoint(self.out_dir / "last.pt", state)
 
     # -- loop ----------------------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> torch.Tensor:
@@ -476,33 +512,59 @@ class Trainer:
         b = self.cfg.batch_size
         idx = order[self.batch * b : (self.batch + 1) * b]
         if self._train_images is None:
-            return self.train_x[idx], self.train_y[idx]
-        # Augmentation draws from a generator seeded by (seed, epoch, batch): resumable.
-        rng = np.random.default_rng((self.cfg.seed, self.epoch, self.batch))
-        images = augment(self._train_images[idx.numpy()], rng)
-        return images_to_torch(images), self.train_y[idx]
+            images, labels = self.train_x[idx], self.train_y[idx]
+        else:
+            # Augmentation draws from a generator seeded by (seed, epoch, batch): resumable, and
+            # the same in every process, whatever the number of processes.
+            rng = np.random.default_rng((self.cfg.seed, self.epoch, self.batch))
+            images = images_to_torch(augment(self._train_images[idx.numpy()], rng))
+            labels = self.train_y[idx]
+        share = b // self.dist.world_size  # this process's contiguous part of the global batch
+        part = slice(self.dist.rank * share, (self.dist.rank + 1) * share)
+        device = self.dist.device
+        return images[part].to(device), labels[part].to(device)
 
     def _num_batches(self) -> int:
-        n, b = len(self.train_x), self.cfg.batch_size
-        # A last batch of a single image cannot be batch-normalized: it is dropped.
-        return n // b + (1 if n % b > 1 else 0)
+        # Full global batches only (as the paper's code): the incomplete last one is dropped.
+        return len(self.train_x) // self.cfg.batch_size
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        scores = self.model(x)
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int, int]:
+        """One optimizer step on this process's share; returns its (loss sum, errors, images)."""
+        scores = self.train_model(x)
         loss = square_hinge_loss(scores, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         clip_weights_(self.model)
-        self.accum["loss_sum"] += float(loss.detach()) * len(x)
-        self.accum["errors"] += int((scores.detach().argmax(1) != y).sum())
-        self.accum["seen"] += len(x)
+        errors = int((scores.detach().argmax(1) != y).sum())
+        return float(loss.detach()) * len(x), errors, len(x)
+
+    def _step_and_agree(self, order: torch.Tensor, want_save: bool) -> tuple[bool, bool]:
+        """Train one global batch, add the global metrics, and agree across processes on
+        whether to stop (a signal reached any process) and to checkpoint (rank 0's clock)."""
+        loss_sum, errors, seen = self._train_step(*self._batch(order))
+        stop = float(self.stop.signal is not None)
+        save = float(want_save and self.dist.is_main)
+        loss_sum, errors, seen, stop, save = self.dist.all_reduce_sum(
+            [loss_sum, errors, seen, stop, save]
+        )
+        self.accum["loss_sum"] += loss_sum
+        self.accum["errors"] += int(errors)
+        self.accum["seen"] += int(seen)
+        return stop > 0, save > 0
+
+    def _evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+        """Loss and error on a split, each process evaluating its contiguous shard."""
+        n, world, rank = len(images), self.dist.world_size, self.dist.rank
+        lo, hi = n * rank // world, n * (rank + 1) // world
+        sums = evaluate_sums(self.model, images[lo:hi], labels[lo:hi], self.cfg.eval_batch_size)
+        loss_sum, errors = self.dist.all_reduce_sum(list(sums))
+        return loss_sum / max(n, 1), errors / max(n, 1)
 
     def _finish_epoch(self, epoch_seconds: float) -> dict[str, Any]:
         eval_start = time.monotonic()
-        bs = self.cfg.eval_batch_size
-        valid_loss, valid_err = evaluate(self.model, self.valid_x, self.valid_y, bs)
-        test_loss, test_err = evaluate(self.model, self.test_x, self.test_y, bs)
+        valid_loss, valid_err = self._evaluate(self.valid_x, self.valid_y)
+        test_loss, test_err = self._evaluate(self.test_x, self.test_y)
         self.elapsed += time.monotonic() - eval_start
         seen = max(self.accum["seen"], 1)
         row = {
@@ -520,6 +582,7 @@ class Trainer:
         self.history.append(row)
         if not self.best or valid_err <= self.best["valid_error"]:
             self.best = {k: row[k] for k in ("epoch", "valid_error", "test_error")}
+        if self.best["epoch"] == row["epoch"] and self.dist.is_main:
             save_checkpoint(
                 self.out_dir / "best.pt",
                 {
@@ -536,7 +599,8 @@ class Trainer:
         self.batch = 0
         self.accum = {"loss_sum": 0.0, "errors": 0, "seen": 0}
         self._save_last()
-        _write_jsonl(self.out_dir / "metrics.jsonl", self.history)
+        if self.dist.is_main:
+            _write_jsonl(self.out_dir / "metrics.jsonl", self.history)
         return row
 
     def run(self, resume: bool = False) -> dict[str, Any]:
@@ -549,14 +613,15 @@ class Trainer:
             self.load_state_dict(state)
             for stale in self.out_dir.glob(".*.tmp"):  # partial writes of a killed run
                 stale.unlink(missing_ok=True)
-        elif (self.out_dir / "last.pt").exists():
+        elif (self.out_dir / "last.pt").exists() and self.dist.is_main:
             raise FileExistsError(
                 f"{self.out_dir} already holds a run (last.pt); pass resume=True (--resume) to "
                 "continue it or choose another output directory"
             )
         else:
             self._prepare_data(None)
-        _write_json(self.out_dir / "config.json", dataclasses.asdict(cfg))
+        if self.dist.is_main:
+            _write_json(self.out_dir / "config.json", dataclasses.asdict(cfg))
         previous_threads = torch.get_num_threads()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -570,6 +635,11 @@ class Trainer:
     def _loop(self) -> bool:
         cfg = self.cfg
         num_batches = self._num_batches()
+        if num_batches == 0:
+            raise ValueError(
+                f"the training split ({len(self.train_x)} images) is smaller than one batch "
+                f"({cfg.batch_size})"
+            )
         self.model.train()
         last_save = time.monotonic()
         while self.epoch < cfg.epochs:
@@ -585,7 +655,8 @@ class Trainer:
             )
             while self.batch < num_batches:
                 t0 = time.monotonic()
-                self._train_step(*self._batch(order))
+                want_save = time.monotonic() - last_save > cfg.checkpoint_every
+                stop, save = self._step_and_agree(order, want_save)
                 self.elapsed += time.monotonic() - t0
                 self.batch += 1
                 bar.update(1)
@@ -597,7 +668,8 @@ class Trainer:
                     )
                 if self.on_batch is not None:
                     self.on_batch(self)
-                if self.stop.signal is not None:
+                    stop = stop or self.stop.signal is not None
+                if stop:
                     bar.close()
                     self._save_last()
                     tqdm.write(
@@ -606,13 +678,14 @@ class Trainer:
                         "(continue with --resume)"
                     )
                     return True
-                if time.monotonic() - last_save > cfg.checkpoint_every and self.batch < num_batches:
+                if save and self.batch < num_batches:
                     self._save_last()
                     last_save = time.monotonic()
             bar.close()
             row = self._finish_epoch(time.monotonic() - epoch_start)
             last_save = time.monotonic()
-            tqdm.write(_epoch_line(row))  # one line per epoch, with or without the bar
+            if self.dist.is_main:
+                tqdm.write(_epoch_line(row))  # one line per epoch, with or without the bar
         return False
 
     def _summary(self, interrupted: bool) -> dict[str, Any]:
@@ -627,7 +700,7 @@ class Trainer:
             "train_seconds": self.elapsed,
             "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
         }
-        if not interrupted:
+        if not interrupted and self.dist.is_main:
             _write_json(self.out_dir / "result.json", summary)
             if self.history:
                 from binarynet.plots import plot_learning_curves
