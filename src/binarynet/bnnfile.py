@@ -488,6 +488,14 @@ class Conv2d(Op):
         ho, wo = self.output_hw(h, w)
         _expect_tensor(tensors, self.weight, "U64", self.weight_shape(x), where)
         taps = kh * kw * c
+        if x.kind == "u8" and ho * wo * taps > MAX_VALUE_BYTES:
+            # The engine runs a uint8 convolution on its im2col patches: bound them like values,
+            # so that a small file cannot make one image need terabytes.
+            raise _fail(
+                where,
+                f"its uint8 input patches (im2col, {ho}×{wo} pixels × {taps} taps) need "
+                f"{ho * wo * taps} bytes per example, more than the limit of {MAX_VALUE_BYTES}",
+            )
         bound = taps * (_input_multiplier(spec) if x.kind == "u8" else 1)
         return ValueInfo("int32", (ho, wo, self.out_channels), _bound_check(bound, where))
 
@@ -658,7 +666,7 @@ class Graph:
             if not isinstance(op, dict):
                 raise _fail(where, f"must be an object, got {type(op).__name__}")
             kind = op.get("type")
-            if kind not in OP_TYPES:
+            if not isinstance(kind, str) or kind not in OP_TYPES:
                 raise _fail(where, f"unknown op type {kind!r}; expected one of {sorted(OP_TYPES)}")
             ops.append(OP_TYPES[kind].from_json(op, where))  # type: ignore[attr-defined]
         provenance = obj.get("provenance", {})
@@ -853,7 +861,8 @@ def _parse_header(data: bytes, where: str) -> tuple[dict[str, Any], int]:
         )
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's recursion limit.
         raise BNNFileError(f"{where}: corrupt safetensors header ({exc})") from None
     if not isinstance(header, dict):
         raise BNNFileError(f"{where}: corrupt safetensors header (not a JSON object)")
@@ -874,7 +883,7 @@ def _tensor_entries(
         if not isinstance(entry, dict):
             raise BNNFileError(f"{bad}: corrupt entry {entry!r}")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in _DTYPES:
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise BNNFileError(
                 f"{bad} has dtype {dtype!r}; a .bnn file holds only {sorted(_DTYPES)}"
             )
@@ -966,7 +975,7 @@ def load(path: str | os.PathLike[str]) -> BNNFile:
         raise BNNFileError(f"{where}: corrupt graph metadata")
     try:
         graph_json = json.loads(graph_text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise BNNFileError(f"{where}: corrupt graph JSON ({exc})") from None
     try:
         graph = Graph.from_json(graph_json)  # format and version first, before the checksum
