@@ -18,6 +18,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "bconv/geometry.h"
@@ -41,19 +43,22 @@ inline PaddingCorrection padding_correction(const ConvGeom& g, const std::uint64
       for (std::size_t i = 0; i < g.cw; ++i) pc += __builtin_popcountll(w[(o * T + t) * g.cw + i]);
       s[o * T + t] = static_cast<std::int32_t>(2 * pc - static_cast<std::int64_t>(g.c));
     }
-  // Distinct valid ranges along each axis; index 0 is the full range (the interior).
+  // Distinct valid ranges along each axis; index 0 is the full range (the interior). Every empty
+  // range is (0, 0), and ranges are found in a map: with a padding much wider than the kernel, a
+  // linear search among all the (lo, lo) empties seen so far made this O(n_out²).
   auto ranges = [](const ConvGeom& geo, std::size_t n_out, std::size_t stride, std::size_t pad,
                    std::size_t k, std::size_t n_in, std::vector<std::size_t>* id,
                    std::vector<std::pair<std::size_t, std::size_t>>* uniq) {
     uniq->assign(1, {0, k});
     id->resize(n_out);
+    std::map<std::pair<std::size_t, std::size_t>, std::size_t> index{{{0, k}, 0}};
     for (std::size_t o = 0; o < n_out; ++o) {
       std::size_t lo, hi;
       geo.valid_taps(o, stride, pad, k, n_in, &lo, &hi);
-      std::size_t u = 0;
-      while (u < uniq->size() && ((*uniq)[u].first != lo || (*uniq)[u].second != hi)) ++u;
-      if (u == uniq->size()) uniq->push_back({lo, hi});
-      (*id)[o] = u;
+      if (lo == hi) lo = hi = 0;
+      const auto found = index.emplace(std::make_pair(lo, hi), uniq->size());
+      if (found.second) uniq->push_back({lo, hi});
+      (*id)[o] = found.first->second;
     }
   };
   std::vector<std::size_t> rid, cid;
