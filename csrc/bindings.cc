@@ -12,7 +12,9 @@
 
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <limits>
 #include <string>
 #include <tuple>
@@ -282,26 +284,233 @@ nb::ndarray<nb::numpy, std::uint64_t> py_bgemm_threshold(const Array& a, const A
   return res;
 }
 
+struct BitplaneOperands {
+  const std::uint8_t* x;
+  const std::uint64_t* w;
+  std::size_t M, K, N, nw;
+};
+
+BitplaneOperands check_bitplane(const Array& x, const Array& w, std::int64_t k, const char* fn) {
+  BitplaneOperands o;
+  o.x = check<std::uint8_t>(x, fn, "x", 2);
+  o.w = check<std::uint64_t>(w, fn, "w", 2);
+  o.M = x.shape(0);
+  o.K = x.shape(1);
+  o.N = w.shape(0);
+  o.nw = w.shape(1);
+  // |s| ≤ 255·K must fit in int32.
+  const std::size_t kk = check_k(k, o.nw, fn, "w.shape[1]", std::int64_t{1} << 23);
+  if (kk != o.K)
+    fail(std::string(fn) + ": k=" + std::to_string(k) + " must equal x.shape[1]=" +
+         std::to_string(o.K));
+  check_packed(o.w, o.N, o.nw, kk, fn, "w");
+  return o;
+}
+
 nb::ndarray<nb::numpy, std::int32_t> py_bitplane_gemm(const Array& x, const Array& w,
                                                       std::int64_t k, const std::string& kernel,
                                                       int threads) {
   const char* fn = "bitplane_gemm";
-  const auto* px = check<std::uint8_t>(x, fn, "x", 2);
-  const auto* pw = check<std::uint64_t>(w, fn, "w", 2);
-  const std::size_t M = x.shape(0), K = x.shape(1), N = w.shape(0), nw = w.shape(1);
-  // |s| ≤ 255·K must fit in int32.
-  const std::size_t kk = check_k(k, nw, fn, "w.shape[1]", std::int64_t{1} << 23);
-  if (kk != K)
-    fail(std::string(fn) + ": k=" + std::to_string(k) + " must equal x.shape[1]=" +
-         std::to_string(K));
-  check_packed(pw, N, nw, kk, fn, "w");
+  const BitplaneOperands o = check_bitplane(x, w, k, fn);
   const Kernel kern = pick_kernel(kernel, fn);
   const int nt = check_threads(threads, fn);
   std::int32_t* out;
-  auto res = new_array<std::int32_t>({M, N}, &out, false);
+  auto res = new_array<std::int32_t>({o.M, o.N}, &out, false);
   {
     nb::gil_scoped_release release;
-    bitplane_gemm(kern, px, M, K, pw, N, nw, nt, out);
+    bitplane_gemm(kern, o.x, o.M, o.K, o.w, o.N, o.nw, nullptr, nullptr, nt, out, nullptr);
+  }
+  return res;
+}
+
+nb::ndarray<nb::numpy, std::uint64_t> py_bitplane_gemm_threshold(
+    const Array& x, const Array& w, std::int64_t k, const Array& lo, const Array& hi,
+    const std::string& kernel, int threads) {
+  const char* fn = "bitplane_gemm_threshold";
+  const BitplaneOperands o = check_bitplane(x, w, k, fn);
+  const auto* plo = check_bounds(lo, fn, "lo", o.N, "one per row of w");
+  const auto* phi = check_bounds(hi, fn, "hi", o.N, "one per row of w");
+  const Kernel kern = pick_kernel(kernel, fn);
+  const int nt = check_threads(threads, fn);
+  std::uint64_t* out;
+  auto res = new_array<std::uint64_t>({o.M, words_for(o.N)}, &out, true);
+  {
+    nb::gil_scoped_release release;
+    bitplane_gemm(kern, o.x, o.M, o.K, o.w, o.N, o.nw, plo, phi, nt, nullptr, out);
+  }
+  return res;
+}
+
+// First-layer weights prepared once for the byte GEMM (u8gemm/kernel.h): validated here, so the
+// calls that take them check only the activations.
+class U8Weights {
+ public:
+  U8Weights(const std::uint64_t* w, std::size_t n, std::size_t nw, std::size_t k)
+      : n_(n), k_(k), nw_(nw), bits_(w, w + n * nw), bytes_(u8_prepared_bytes(n, k)) {
+    wp_ = static_cast<std::int8_t*>(std::aligned_alloc(64, (bytes_ + 63) / 64 * 64 + 64));
+    if (!wp_) throw std::bad_alloc();
+    u8_prepare(w, n, nw, k, wp_);
+  }
+  ~U8Weights() { std::free(wp_); }
+  U8Weights(const U8Weights&) = delete;
+  U8Weights& operator=(const U8Weights&) = delete;
+
+  U8Prepared view() const {
+    U8Prepared p;
+    p.bits = bits_.data();
+    p.wp = wp_;
+    p.N = n_;
+    p.K = k_;
+    p.nw = nw_;
+    return p;
+  }
+  std::size_t n() const { return n_; }
+  std::size_t k() const { return k_; }
+  std::size_t nbytes() const { return bytes_ + bits_.size() * sizeof(std::uint64_t); }
+
+ private:
+  std::size_t n_, k_, nw_;
+  std::vector<std::uint64_t> bits_;
+  std::size_t bytes_;
+  std::int8_t* wp_ = nullptr;
+};
+
+void py_u8weights_init(U8Weights* self, const Array& w, std::int64_t k) {
+  const char* fn = "U8Weights";
+  const auto* pw = check<std::uint64_t>(w, fn, "w", 2);
+  const std::size_t n = w.shape(0), nw = w.shape(1);
+  const std::size_t kk = check_k(k, nw, fn, "w.shape[1]", std::int64_t{1} << 23);
+  check_packed(pw, n, nw, kk, fn, "w");
+  new (self) U8Weights(pw, n, nw, kk);
+}
+
+const std::int32_t* maybe_bounds(const Array* v, const char* fn, const char* name, std::size_t n) {
+  return v ? check_bounds(*v, fn, name, n, "one per output") : nullptr;
+}
+
+nb::ndarray<nb::numpy, std::int32_t> py_u8gemm(const Array& x, const U8Weights& w,
+                                               const std::string& kernel, int threads) {
+  const char* fn = "u8gemm";
+  const auto* px = check<std::uint8_t>(x, fn, "x", 2);
+  if (x.shape(1) != w.k())
+    fail(std::string(fn) + ": x.shape[1]=" + std::to_string(x.shape(1)) + " must equal w.k=" +
+         std::to_string(w.k()));
+  const Kernel kern = pick_kernel(kernel, fn);
+  const int nt = check_threads(threads, fn);
+  const std::size_t M = x.shape(0);
+  std::int32_t* out;
+  auto res = new_array<std::int32_t>({M, w.n()}, &out, false);
+  {
+    nb::gil_scoped_release release;
+    u8gemm(kern, px, M, w.view(), nullptr, nullptr, nt, out, nullptr);
+  }
+  return res;
+}
+
+nb::ndarray<nb::numpy, std::uint64_t> py_u8gemm_threshold(const Array& x, const U8Weights& w,
+                                                          const Array& lo, const Array& hi,
+                                                          const std::string& kernel,
+                                                          int threads) {
+  const char* fn = "u8gemm_threshold";
+  const auto* px = check<std::uint8_t>(x, fn, "x", 2);
+  if (x.shape(1) != w.k())
+    fail(std::string(fn) + ": x.shape[1]=" + std::to_string(x.shape(1)) + " must equal w.k=" +
+         std::to_string(w.k()));
+  const auto* plo = check_bounds(lo, fn, "lo", w.n(), "one per output (w.n)");
+  const auto* phi = check_bounds(hi, fn, "hi", w.n(), "one per output (w.n)");
+  const Kernel kern = pick_kernel(kernel, fn);
+  const int nt = check_threads(threads, fn);
+  const std::size_t M = x.shape(0);
+  std::uint64_t* out;
+  auto res = new_array<std::uint64_t>({M, words_for(w.n())}, &out, true);
+  {
+    nb::gil_scoped_release release;
+    u8gemm(kern, px, M, w.view(), plo, phi, nt, nullptr, out);
+  }
+  return res;
+}
+
+ConvGeom check_u8conv(const Array& x, const U8Weights& w, std::int64_t kh, std::int64_t kw,
+                      nb::handle stride, nb::handle padding, std::int64_t pad_value,
+                      const char* fn, const std::uint8_t** px) {
+  *px = check<std::uint8_t>(x, fn, "x", 4);
+  ConvGeom g;
+  g.B = x.shape(0);
+  g.H = x.shape(1);
+  g.W = x.shape(2);
+  g.c = g.cw = x.shape(3);
+  g.O = w.n();
+  g.kh = positive(kh, fn, "kh");
+  g.kw = positive(kw, fn, "kw");
+  std::tie(g.sh, g.sw) = parse_pair(stride, fn, "stride", 1);
+  std::tie(g.ph, g.pw) = parse_pair(padding, fn, "padding", 0);
+  if (pad_value < 0 || pad_value > 255)
+    fail(std::string(fn) + ": pad_value must be in 0..255, got " + std::to_string(pad_value));
+  if (g.kh > (1u << 20) || g.kw > (1u << 20) ||
+      checked_mul(checked_mul(g.kh, g.kw, fn), g.c, fn) != w.k())
+    fail(std::string(fn) + ": kh * kw * x.shape[3] = " + std::to_string(g.kh) + " * " +
+         std::to_string(g.kw) + " * " + std::to_string(g.c) + " must equal w.k=" +
+         std::to_string(w.k()));
+  if (!g.compute_output())
+    fail(std::string(fn) + ": kernel (" + std::to_string(g.kh) + ", " + std::to_string(g.kw) +
+         ") is larger than the padded input (" + std::to_string(g.H + 2 * g.ph) + ", " +
+         std::to_string(g.W + 2 * g.pw) + ")");
+  return g;
+}
+
+nb::ndarray<nb::numpy, std::int32_t> py_u8conv2d(const Array& x, const U8Weights& w,
+                                                 std::int64_t kh, std::int64_t kw,
+                                                 nb::handle stride, nb::handle padding,
+                                                 std::int64_t pad_value,
+                                                 const std::string& kernel, int threads) {
+  const char* fn = "u8conv2d";
+  const std::uint8_t* px;
+  const ConvGeom g = check_u8conv(x, w, kh, kw, stride, padding, pad_value, fn, &px);
+  const Kernel kern = pick_kernel(kernel, fn);
+  const int nt = check_threads(threads, fn);
+  std::int32_t* out;
+  auto res = new_array<std::int32_t>({g.B, g.Ho, g.Wo, g.O}, &out, false);
+  {
+    nb::gil_scoped_release release;
+    u8conv2d(kern, g, px, static_cast<std::uint8_t>(pad_value), w.view(), nullptr, nullptr, nt,
+             out, nullptr);
+  }
+  return res;
+}
+
+nb::ndarray<nb::numpy, std::uint64_t> py_u8conv2d_threshold(
+    const Array& x, const U8Weights& w, std::int64_t kh, std::int64_t kw, nb::handle stride,
+    nb::handle padding, std::int64_t pad_value, const Array& lo, const Array& hi,
+    const std::string& kernel, int threads) {
+  const char* fn = "u8conv2d_threshold";
+  const std::uint8_t* px;
+  const ConvGeom g = check_u8conv(x, w, kh, kw, stride, padding, pad_value, fn, &px);
+  const auto* plo = check_bounds(lo, fn, "lo", g.O, "one per output channel (w.n)");
+  const auto* phi = check_bounds(hi, fn, "hi", g.O, "one per output channel (w.n)");
+  const Kernel kern = pick_kernel(kernel, fn);
+  const int nt = check_threads(threads, fn);
+  std::uint64_t* out;
+  auto res = new_array<std::uint64_t>({g.B, g.Ho, g.Wo, words_for(g.O)}, &out, true);
+  {
+    nb::gil_scoped_release release;
+    u8conv2d(kern, g, px, static_cast<std::uint8_t>(pad_value), w.view(), plo, phi, nt, nullptr,
+             out);
+  }
+  return res;
+}
+
+nb::ndarray<nb::numpy, std::uint64_t> py_threshold_bits(const Array& y, const Array& lo,
+                                                        const Array& hi) {
+  const char* fn = "threshold_bits";
+  const auto* py = check<std::int32_t>(y, fn, "y", 2);
+  const std::size_t M = y.shape(0), N = y.shape(1);
+  const auto* plo = check_bounds(lo, fn, "lo", N, "one per column of y");
+  const auto* phi = check_bounds(hi, fn, "hi", N, "one per column of y");
+  std::uint64_t* out;
+  auto res = new_array<std::uint64_t>({M, words_for(N)}, &out, false);
+  {
+    nb::gil_scoped_release release;
+    threshold_bits(py, M, N, plo, phi, get_num_threads(), out);
   }
   return res;
 }
@@ -496,6 +705,43 @@ NB_MODULE(_kernels, m) {
         nb::kw_only(), nb::arg("kernel") = "auto", nb::arg("threads") = 0,
         "First-layer GEMM on uint8 inputs (Algorithm 5): int32 [M, N], out[m, n] = "
         "sum_i x[m, i] * w[n, i] with w as +1/-1, via the 8 bit planes of x.");
+  m.def("bitplane_gemm_threshold", &py_bitplane_gemm_threshold, nb::arg("x"), nb::arg("w"),
+        nb::arg("k"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(), nb::arg("kernel") = "auto",
+        nb::arg("threads") = 0,
+        "Fused bitplane_gemm + batch norm + sign: packed uint64 [M, ceil(N/64)], bit n of row m is "
+        "0 (+1) iff lo[n] <= s <= hi[n] for s the bitplane_gemm value, else 1 (-1).");
+  nb::class_<U8Weights>(m, "U8Weights",
+                        "First-layer weights prepared once for the byte GEMM (u8gemm, u8conv2d): "
+                        "the packed +1/-1 rows w uint64 [n, W] of k real bits, as int8 blocks.")
+      .def("__init__", &py_u8weights_init, nb::arg("w"), nb::arg("k"))
+      .def_prop_ro("n", &U8Weights::n, "Outputs (rows of w).")
+      .def_prop_ro("k", &U8Weights::k, "Inputs per output (real bits per row of w).")
+      .def_prop_ro("nbytes", &U8Weights::nbytes, "Bytes held (prepared blocks + packed copy).")
+      .def("__repr__", [](const U8Weights& w) {
+        return "U8Weights(n=" + std::to_string(w.n()) + ", k=" + std::to_string(w.k()) + ")";
+      });
+  m.def("u8gemm", &py_u8gemm, nb::arg("x"), nb::arg("w"), nb::kw_only(),
+        nb::arg("kernel") = "auto", nb::arg("threads") = 0,
+        "First-layer GEMM on uint8 inputs as a byte GEMM: int32 [M, n], out[m, j] = "
+        "sum_i x[m, i] * w[j, i] (x uint8 [M, k], w a U8Weights of +1/-1 rows); equals "
+        "bitplane_gemm.");
+  m.def("u8gemm_threshold", &py_u8gemm_threshold, nb::arg("x"), nb::arg("w"), nb::arg("lo"),
+        nb::arg("hi"), nb::kw_only(), nb::arg("kernel") = "auto", nb::arg("threads") = 0,
+        "Fused u8gemm + batch norm + sign: packed uint64 [M, ceil(n/64)], bit j of row m is 0 (+1) "
+        "iff lo[j] <= s <= hi[j] for s the u8gemm value, else 1 (-1).");
+  m.def("u8conv2d", &py_u8conv2d, nb::arg("x"), nb::arg("w"), nb::arg("kh"), nb::arg("kw"),
+        nb::arg("stride"), nb::arg("padding"), nb::arg("pad_value"), nb::kw_only(),
+        nb::arg("kernel") = "auto", nb::arg("threads") = 0,
+        "First convolution on uint8 NHWC x [B, H, W, C]: int32 [B, Ho, Wo, n] = "
+        "im2col_u8(x, kh, kw, stride, padding, pad_value) . w^T (w: U8Weights with k = kh*kw*C in "
+        "(kh, kw, C) order), without materialising the im2col matrix.");
+  m.def("u8conv2d_threshold", &py_u8conv2d_threshold, nb::arg("x"), nb::arg("w"), nb::arg("kh"),
+        nb::arg("kw"), nb::arg("stride"), nb::arg("padding"), nb::arg("pad_value"), nb::arg("lo"),
+        nb::arg("hi"), nb::kw_only(), nb::arg("kernel") = "auto", nb::arg("threads") = 0,
+        "Fused u8conv2d + batch norm + sign -> packed uint64 [B, Ho, Wo, ceil(n/64)].");
+  m.def("threshold_bits", &py_threshold_bits, nb::arg("y"), nb::arg("lo"), nb::arg("hi"),
+        "Threshold and pack int32 y [M, N]: uint64 [M, ceil(N/64)], bit n of row m is 0 (+1) iff "
+        "lo[n] <= y[m, n] <= hi[n], else 1 (-1); padding bits zero.");
   m.def("im2col_u8", &py_im2col_u8, nb::arg("x"), nb::arg("kh"), nb::arg("kw"),
         nb::arg("stride"), nb::arg("padding"), nb::arg("pad_value"),
         "uint8 NHWC [B, H, W, C] -> [B, Ho, Wo, kh*kw*C] patches in (kh, kw, C) order, padded "

@@ -223,6 +223,70 @@ def test_bitplane_gemm(kernel, k):
         np.testing.assert_array_equal(out, x.astype(np.int64) @ w.astype(np.int64).T)
 
 
+U8_MN = [(1, 1), (3, 17), (7, 33), (17, 65), (64, 3), (25, 130)]
+
+
+def u8_operands(rng: np.random.Generator, m: int, n: int, k: int):
+    """uint8 x [m, k] with the extremes 255 and 0 in its first rows, ±1 w [n, k]."""
+    x = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    x[0] = 255
+    if m > 1:
+        x[1] = 0
+    return x, random_pm1(rng, (n, k))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [1, 3, 4, 27, 63, 64, 65, 200, 784])
+def test_u8gemm(kernel, k):
+    # The byte GEMM: k not a multiple of 4 (rows copied per task), partial blocks of 16 outputs,
+    # row counts around the micro-tiles (6 and 4 rows).
+    for m, n in U8_MN:
+        rng = rng_for("u8", m, n, k)
+        x, w = u8_operands(rng, m, n, k)
+        weights = K.U8Weights(pack_np(w), k)
+        assert (weights.n, weights.k) == (n, k)
+        out = K.u8gemm(x, weights, kernel=kernel)
+        assert out.dtype == np.int32 and out.shape == (m, n)
+        ref = x.astype(np.int64) @ w.astype(np.int64).T
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_array_equal(K.bitplane_gemm(x, pack_np(w), k, kernel=kernel), out)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [1, 27, 65, 784])
+def test_u8gemm_and_bitplane_gemm_threshold(kernel, k):
+    for m, n in U8_MN:
+        rng = rng_for("u8thr", m, n, k)
+        x, w = u8_operands(rng, m, n, k)
+        ref = x.astype(np.int64) @ w.astype(np.int64).T
+        lo, hi = threshold_cases(ref, rng)
+        outs = {
+            "u8gemm_threshold": K.u8gemm_threshold(
+                x, K.U8Weights(pack_np(w), k), lo, hi, kernel=kernel
+            ),
+            "bitplane_gemm_threshold": K.bitplane_gemm_threshold(
+                x, pack_np(w), k, lo, hi, kernel=kernel
+            ),
+        }
+        for name, out in outs.items():
+            assert out.dtype == np.uint64 and out.shape == (m, (n + 63) // 64), name
+            all_bits = bits_np(out, out.shape[1] * 64)
+            np.testing.assert_array_equal(all_bits[:, :n], threshold_np(ref, lo, hi), name)
+            assert not all_bits[:, n:].any(), f"{name}: padding bits of the output must be zero"
+
+
+def test_threshold_bits():
+    rng = rng_for("threshold_bits")
+    for m, n in [(1, 1), (5, 64), (7, 130), (300, 3)]:
+        y = rng.integers(-20, 20, (m, n)).astype(np.int32)
+        lo, hi = threshold_cases(y, rng)
+        out = K.threshold_bits(y, lo, hi)
+        assert out.dtype == np.uint64 and out.shape == (m, (n + 63) // 64)
+        all_bits = bits_np(out, out.shape[1] * 64)
+        np.testing.assert_array_equal(all_bits[:, :n], threshold_np(y, lo, hi))
+        assert not all_bits[:, n:].any()
+
+
 # --------------------------------------------------------------------------------------------
 # Convolution
 
@@ -317,6 +381,48 @@ def test_first_layer_conv_is_im2col_then_bitplane_gemm(kernel):
             )
 
 
+U8_CONV_CASES = [
+    # B, H, W, C, Co, kh, kw, stride, padding, pad_value
+    (2, 8, 8, 3, 128, 3, 3, (1, 1), (1, 1), 128),  # the ConvNet's first layer, small
+    (1, 5, 7, 3, 4, 3, 3, (1, 1), (1, 1), 0),
+    (2, 8, 6, 3, 65, 5, 5, (2, 2), (2, 2), 7),
+    (1, 5, 5, 1, 8, 3, 3, (2, 1), (0, 1), 128),
+    (1, 7, 9, 2, 20, 3, 2, (2, 1), (1, 0), 5),  # non-square kernel
+    (3, 5, 5, 4, 17, 1, 1, (1, 1), (0, 0), 0),  # 1x1: k = 4, rows read in whole groups
+    (1, 5, 7, 3, 5, 3, 3, (1, 2), (3, 1), 255),  # padding wider than the kernel reach
+    (1, 20, 21, 3, 33, 3, 3, (1, 1), (1, 1), 128),  # > 1 task of rows with 2 threads
+]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("case", U8_CONV_CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_u8conv2d(kernel, case):
+    B, H, W, C, Co, kh, kw, stride, padding, pad_value = case
+    rng = rng_for("u8conv", case)
+    x = rng.integers(0, 256, (B, H, W, C)).astype(np.uint8)
+    x[0, 0] = 255
+    w = random_pm1(rng, (Co, kh, kw, C))
+    weights = K.U8Weights(pack_np(w.reshape(Co, -1)), kh * kw * C)
+    cols = im2col_np(x, kh, kw, stride, padding, pad_value)
+    ref = cols.astype(np.int64) @ w.reshape(Co, -1).astype(np.int64).T
+    for threads in (1, 2):
+        out = K.u8conv2d(
+            x, weights, kh, kw, stride, padding, pad_value, kernel=kernel, threads=threads
+        )
+        assert out.dtype == np.int32 and out.shape == ref.shape
+        np.testing.assert_array_equal(out, ref)
+    if pad_value == 0:  # zero padding: the convolution of the uint8 image
+        np.testing.assert_array_equal(out, conv_np(x.astype(np.int64), w, stride, padding))
+    lo, hi = threshold_cases(ref.reshape(-1, Co), rng)
+    bits = K.u8conv2d_threshold(
+        x, weights, kh, kw, stride, padding, pad_value, lo, hi, kernel=kernel
+    )
+    assert bits.dtype == np.uint64 and bits.shape == (*ref.shape[:3], (Co + 63) // 64)
+    all_bits = bits_np(bits, bits.shape[-1] * 64)
+    np.testing.assert_array_equal(all_bits[..., :Co], threshold_np(ref, lo, hi))
+    assert not all_bits[..., Co:].any()
+
+
 # --------------------------------------------------------------------------------------------
 # Pooling
 
@@ -373,6 +479,9 @@ def test_threads_give_identical_results(kernel):
     xc, wc = pack_nhwc(random_pm1(rng, (2, 9, 7, 70))), pack_nhwc(random_pm1(rng, (65, 3, 3, 70)))
     lo = np.full(130, -10, np.int32)
     hi = np.full(130, 20, np.int32)
+    u8w = K.U8Weights(w, 300)
+    img = rng.integers(0, 256, (2, 30, 30, 3)).astype(np.uint8)
+    u8c = K.U8Weights(pack_np(random_pm1(rng, (40, 27))), 27)
     results = []
     for t in (1, 2, 3):
         results.append(
@@ -382,6 +491,11 @@ def test_threads_give_identical_results(kernel):
                 K.bgemm_threshold(a, w, 300, lo, hi, kernel=kernel, threads=t),
                 K.bitplane_gemm(x8, w, 300, kernel=kernel, threads=t),
                 K.bconv2d(xc, wc, 70, 1, 1, kernel=kernel, threads=t),
+                K.u8gemm(x8, u8w, kernel=kernel, threads=t),
+                K.u8gemm(x8[:1], u8w, kernel=kernel, threads=t),
+                K.u8gemm_threshold(x8, u8w, lo, hi, kernel=kernel, threads=t),
+                K.bitplane_gemm_threshold(x8, w, 300, lo, hi, kernel=kernel, threads=t),
+                K.u8conv2d(img, u8c, 3, 3, 1, 1, 128, kernel=kernel, threads=t),
             )
         )
     for other in results[1:]:
@@ -485,6 +599,46 @@ def test_bad_arguments_raise_value_error():
         K.unpack_signs(a, 200)
 
 
+def test_bad_u8_arguments():
+    w = np.zeros((3, 2), np.uint64)
+    with pytest.raises(ValueError, match=r"U8Weights: k must be in 1..128 .*, got 129"):
+        K.U8Weights(w, 129)
+    bad = w.copy()
+    bad[1, 1] = np.uint64(1) << np.uint64(40)
+    with pytest.raises(ValueError, match=r"U8Weights: w row 1 has nonzero padding bits"):
+        K.U8Weights(bad, 100)
+    with pytest.raises(ValueError, match="U8Weights: w must have dtype uint64, got int64"):
+        K.U8Weights(w.astype(np.int64), 100)
+    weights = K.U8Weights(w, 100)
+    assert repr(weights) == "U8Weights(n=3, k=100)" and weights.nbytes > 0
+    with pytest.raises(ValueError, match=r"u8gemm: x.shape\[1\]=99 must equal w.k=100"):
+        K.u8gemm(np.zeros((2, 99), np.uint8), weights)
+    with pytest.raises(ValueError, match="u8gemm: x must have dtype uint8, got int8"):
+        K.u8gemm(np.zeros((2, 100), np.int8), weights)
+    with pytest.raises(TypeError):
+        K.u8gemm(np.zeros((2, 100), np.uint8), w)  # packed bits, not U8Weights
+    with pytest.raises(ValueError, match=r"u8gemm_threshold: lo must have shape \(3,\)"):
+        K.u8gemm_threshold(
+            np.zeros((2, 100), np.uint8), weights, np.zeros(4, np.int32), np.zeros(3, np.int32)
+        )
+    with pytest.raises(ValueError, match=r"bitplane_gemm_threshold: hi must have dtype int32"):
+        K.bitplane_gemm_threshold(
+            np.zeros((2, 100), np.uint8), w, 100, np.zeros(3, np.int32), np.zeros(3, np.float32)
+        )
+    conv_w = K.U8Weights(np.zeros((4, 1), np.uint64), 27)
+    x = np.zeros((1, 5, 5, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"u8conv2d: kh \* kw \* x.shape\[3\] = 3 \* 3 \* 2"):
+        K.u8conv2d(np.zeros((1, 5, 5, 2), np.uint8), conv_w, 3, 3, 1, 1, 0)
+    with pytest.raises(ValueError, match=r"u8conv2d: pad_value must be in 0..255, got -1"):
+        K.u8conv2d(x, conv_w, 3, 3, 1, 1, -1)
+    with pytest.raises(ValueError, match=r"kernel \(3, 3\) is larger than the padded input"):
+        K.u8conv2d(np.zeros((1, 2, 2, 3), np.uint8), conv_w, 3, 3, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"u8conv2d_threshold: lo must have shape \(4,\)"):
+        K.u8conv2d_threshold(x, conv_w, 3, 3, 1, 1, 0, np.zeros(3, np.int32), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match=r"threshold_bits: lo must have shape \(3,\)"):
+        K.threshold_bits(np.zeros((2, 3), np.int32), np.zeros(2, np.int32), np.zeros(3, np.int32))
+
+
 def test_bad_conv_and_pool_arguments():
     x = np.zeros((1, 5, 5, 2), np.uint64)
     w = np.zeros((4, 3, 3, 2), np.uint64)
@@ -532,6 +686,16 @@ def test_empty_operands(kernel):
     assert K.bitplane_gemm(x8, z((3, 2), np.uint64), 100, kernel=kernel).shape == (0, 3)
     x = z((0, 5, 5, 1), np.uint64)
     assert K.bconv2d(x, z((4, 3, 3, 1), np.uint64), 10, 1, 1, kernel=kernel).shape == (0, 5, 5, 4)
+    weights = K.U8Weights(z((3, 2), np.uint64), 100)
+    assert K.u8gemm(x8, weights, kernel=kernel).shape == (0, 3)
+    lo3 = z(3, np.int32)
+    assert K.u8gemm_threshold(x8, weights, lo3, lo3, kernel=kernel).shape == (0, 1)
+    assert K.bitplane_gemm_threshold(x8, z((3, 2), np.uint64), 100, lo3, lo3).shape == (0, 1)
+    none = K.U8Weights(z((0, 2), np.uint64), 100)
+    assert K.u8gemm(z((2, 100), np.uint8), none, kernel=kernel).shape == (2, 0)
+    conv_w = K.U8Weights(z((4, 1), np.uint64), 9)
+    img = z((0, 5, 5, 1), np.uint8)
+    assert K.u8conv2d(img, conv_w, 3, 3, 1, 1, 0, kernel=kernel).shape == (0, 5, 5, 4)
 
 
 def test_read_only_inputs_are_accepted():

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include "bconv/im2col.h"
 #include "bconv/padding.h"
@@ -16,6 +17,7 @@
 #include "bgemm/reference.h"
 #include "bitpack.h"
 #include "threadpool.h"
+#include "u8gemm/kernel.h"
 
 namespace binarynet {
 namespace {
@@ -37,9 +39,15 @@ bool cpu_has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
 }
+
+bool cpu_has_avx512_vnni() {
+  __builtin_cpu_init();
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
 #else
 bool cpu_has_avx2() { return false; }
 bool cpu_has_avx512() { return false; }
+bool cpu_has_avx512_vnni() { return false; }
 #endif
 
 const char* kernel_name(Kernel k) {
@@ -78,6 +86,18 @@ const KernelSet& kernel_set(Kernel k) {
     case Kernel::Avx2: return *avx2_kernels();
 #endif
     default: return *portable_kernels();
+  }
+}
+
+// The byte-GEMM kernel of a variant: the avx512 set uses VPDPBUSD when the CPU has VNNI (every
+// AVX-512 CPU with VPOPCNTDQ but Knights Mill), the AVX2 kernel otherwise.
+U8Fn u8_kernel(Kernel k) {
+  switch (k) {
+#if BINARYNET_X86_KERNELS
+    case Kernel::Avx512: return cpu_has_avx512_vnni() ? u8_avx512_kernel() : u8_avx2_kernel();
+    case Kernel::Avx2: return u8_avx2_kernel();
+#endif
+    default: return u8_portable_kernel();
   }
 }
 
@@ -242,9 +262,15 @@ void bgemm_threshold(Kernel kern, const std::uint64_t* a, std::size_t M, const s
 // an AND-popcount GEMM whose A rows are the 8 planes of each x row (one panel per x row, plane p
 // in lane p), row_base = Σ_i x[i], and the epilogue's plane combination (planes = 8).
 void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_t K,
-                   const std::uint64_t* w, std::size_t N, std::size_t nw, int threads,
-                   std::int32_t* out) {
-  if (kern == Kernel::Reference) return reference::bitplane_gemm(x, M, K, w, N, nw, out);
+                   const std::uint64_t* w, std::size_t N, std::size_t nw, const std::int32_t* lo,
+                   const std::int32_t* hi, int threads, std::int32_t* out,
+                   std::uint64_t* out_bits) {
+  if (kern == Kernel::Reference) {
+    if (!out_bits) return reference::bitplane_gemm(x, M, K, w, N, nw, out);
+    std::unique_ptr<std::int32_t[]> s(new std::int32_t[std::max<std::size_t>(M * N, 1)]);
+    reference::bitplane_gemm(x, M, K, w, N, nw, s.get());
+    return reference::threshold_bits(s.get(), M, N, lo, hi, out_bits);
+  }
   std::unique_ptr<std::int32_t[]> rowsum(new std::int32_t[std::max<std::size_t>(M, 1)]);
   auto pack = [&](std::size_t r0, std::size_t n, std::uint64_t* dst) {
     // r0, n count A rows (8 per x row); both are multiples of 8 here.
@@ -263,10 +289,129 @@ void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_
   Epilogue ep;
   ep.row_base = rowsum.get();
   ep.planes = 8;
-  ep.out = out;
-  ep.ldo = N;
+  if (out_bits) {
+    ep.bits = reinterpret_cast<std::uint8_t*>(out_bits);
+    ep.ldb = words_for(N) * 8;
+    ep.lo = lo;
+    ep.hi = hi;
+  } else {
+    ep.out = out;
+    ep.ldo = N;
+  }
   run_gemm(kernel_set(kern), BitOp::And, M * kPanelRows, nw, pack, nullptr, 0, w, nw, N, ep,
            threads);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The byte GEMM (u8gemm/kernel.h). Tasks are (row block of ≤ 128 KiB of A) × (group of weight
+// blocks), enough of them for dynamic balance; A rows are read in place when they are whole
+// groups of 4 bytes, else built per task (padded copies, or the im2col rows of a convolution) in
+// a buffer of the worker thread, so no im2col matrix is ever materialised.
+
+constexpr std::size_t kU8BlockBytes = 128 * 1024;
+
+std::size_t u8_prepared_bytes(std::size_t N, std::size_t K) {
+  return u8_blocks(N) * u8_groups(K) * 4 * kU8Block;
+}
+
+void u8_prepare(const std::uint64_t* w, std::size_t N, std::size_t nw, std::size_t K,
+                std::int8_t* wp) {
+  const std::size_t kg = u8_groups(K), nb = u8_blocks(N);
+  std::memset(wp, 0, u8_prepared_bytes(N, K));
+  for (std::size_t b = 0; b < nb; ++b)
+    for (std::size_t j = 0; j < kU8Block && b * kU8Block + j < N; ++j) {
+      const std::uint64_t* row = w + (b * kU8Block + j) * nw;
+      for (std::size_t k = 0; k < K; ++k) {
+        const bool neg = (row[k / 64] >> (k % 64)) & 1;
+        wp[((b * kg + k / 4) * kU8Block + j) * 4 + k % 4] = neg ? -1 : 1;
+      }
+    }
+}
+
+namespace {
+
+template <class Rows>
+void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t* direct,
+            std::size_t lda, Rows&& rows, const U8Epilogue& ep, int threads) {
+  if (M == 0 || w.N == 0) return;
+  const U8Fn fn = u8_kernel(kern);
+  const std::size_t kg = u8_groups(w.K), nb = u8_blocks(w.N), row_bytes = 4 * kg;
+  const std::size_t rb = std::min<std::size_t>(
+      1536, std::max<std::size_t>(24, kU8BlockBytes / row_bytes / 24 * 24));
+  const std::size_t nrb = ceil_div(M, rb);
+  std::size_t ncg = 1;
+  if (threads > 1) ncg = std::min(nb, ceil_div(4 * static_cast<std::size_t>(threads), nrb));
+  const std::size_t cg = ceil_div(nb, ncg);
+  ncg = ceil_div(nb, cg);
+  parallel_for(nrb * ncg, threads, [&](std::size_t t) {
+    const std::size_t r0 = t / ncg * rb, n = std::min(rb, M - r0);
+    const std::size_t b0 = t % ncg * cg, b1 = std::min(nb, b0 + cg);
+    if (direct) return fn(direct + r0 * lda, lda, r0, n, w.wp, kg, b0, b1, w.N, ep);
+    thread_local std::vector<std::uint8_t> buf;
+    if (buf.size() < n * row_bytes) buf.resize(n * row_bytes);
+    rows(r0, n, buf.data(), row_bytes);
+    fn(buf.data(), row_bytes, r0, n, w.wp, kg, b0, b1, w.N, ep);
+  });
+}
+
+U8Epilogue u8_epilogue(std::size_t N, const std::int32_t* lo, const std::int32_t* hi,
+                       std::int32_t* out, std::uint64_t* out_bits) {
+  U8Epilogue ep;
+  if (out_bits) {
+    ep.bits = reinterpret_cast<std::uint8_t*>(out_bits);
+    ep.ldb = words_for(N) * 8;
+    ep.lo = lo;
+    ep.hi = hi;
+  } else {
+    ep.out = out;
+    ep.ldo = N;
+  }
+  return ep;
+}
+
+}  // namespace
+
+void u8gemm(Kernel kern, const std::uint8_t* x, std::size_t M, const U8Prepared& w,
+            const std::int32_t* lo, const std::int32_t* hi, int threads, std::int32_t* out,
+            std::uint64_t* out_bits) {
+  if (kern == Kernel::Reference)
+    return bitplane_gemm(kern, x, M, w.K, w.bits, w.N, w.nw, lo, hi, threads, out, out_bits);
+  const std::size_t K = w.K, row_bytes = 4 * u8_groups(K);
+  auto padded = [&](std::size_t r0, std::size_t n, std::uint8_t* dst, std::size_t ld) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::memcpy(dst + i * ld, x + (r0 + i) * K, K);
+      std::memset(dst + i * ld + K, 0, ld - K);
+    }
+  };
+  const bool in_place = K == row_bytes;
+  run_u8(kern, M, w, in_place ? x : nullptr, K, padded, u8_epilogue(w.N, lo, hi, out, out_bits),
+         threads);
+}
+
+void u8conv2d(Kernel kern, const ConvGeom& g, const std::uint8_t* x, std::uint8_t pad_value,
+              const U8Prepared& w, const std::int32_t* lo, const std::int32_t* hi, int threads,
+              std::int32_t* out, std::uint64_t* out_bits) {
+  const std::size_t M = g.rows();
+  if (kern == Kernel::Reference) {
+    const std::size_t K = w.K;
+    std::unique_ptr<std::uint8_t[]> cols(new std::uint8_t[std::max<std::size_t>(M * K, 1)]);
+    im2col_u8_rows(g, x, pad_value, 0, M, cols.get());
+    return bitplane_gemm(kern, cols.get(), M, K, w.bits, w.N, w.nw, lo, hi, threads, out,
+                         out_bits);
+  }
+  auto rows = [&](std::size_t r0, std::size_t n, std::uint8_t* dst, std::size_t ld) {
+    im2col_u8_rows_to(g, x, pad_value, r0, n, dst, ld);
+  };
+  run_u8(kern, M, w, nullptr, 0, rows, u8_epilogue(w.N, lo, hi, out, out_bits), threads);
+}
+
+void threshold_bits(const std::int32_t* y, std::size_t M, std::size_t N, const std::int32_t* lo,
+                    const std::int32_t* hi, int threads, std::uint64_t* out) {
+  const std::size_t per = std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(N, 1));
+  parallel_for(ceil_div(M, per), threads, [&](std::size_t t) {
+    const std::size_t m0 = t * per, m1 = std::min(M, m0 + per);
+    reference::threshold_bits(y + m0 * N, m1 - m0, N, lo, hi, out + m0 * words_for(N));
+  });
 }
 
 void bconv2d(Kernel kern, const ConvGeom& g, const std::uint64_t* x, const std::uint64_t* w,

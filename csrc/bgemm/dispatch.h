@@ -28,10 +28,38 @@ void bgemm(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64
 void bgemm_threshold(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
                      std::size_t N, std::size_t nw, std::size_t k, const std::int32_t* lo,
                      const std::int32_t* hi, int threads, std::uint64_t* out);
-// out [M, N] = Σ_i x[m, i]·w[n, i] (w as ±1); x [M, K] uint8, w [N, nw].
+// out [M, N] = Σ_i x[m, i]·w[n, i] (w as ±1); x [M, K] uint8, w [N, nw]. With lo/hi: packed
+// threshold bits out_bits [M, ceil(N/64)] instead (zeroed by the caller), out unused.
 void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_t K,
-                   const std::uint64_t* w, std::size_t N, std::size_t nw, int threads,
-                   std::int32_t* out);
+                   const std::uint64_t* w, std::size_t N, std::size_t nw, const std::int32_t* lo,
+                   const std::int32_t* hi, int threads, std::int32_t* out,
+                   std::uint64_t* out_bits);
+
+// First-layer weights for the byte GEMM (u8gemm/kernel.h): the packed ±1 rows w [N, nw] of K
+// real bits (kept for the reference kernel) and their int8 blocks wp.
+struct U8Prepared {
+  const std::uint64_t* bits = nullptr;  // [N, nw]
+  const std::int8_t* wp = nullptr;      // [ceil(N/16), ceil(K/4), 16, 4]
+  std::size_t N = 0, K = 0, nw = 0;
+};
+std::size_t u8_prepared_bytes(std::size_t N, std::size_t K);
+// Fills wp (u8_prepared_bytes(N, K) bytes) from the packed rows w [N, nw].
+void u8_prepare(const std::uint64_t* w, std::size_t N, std::size_t nw, std::size_t K,
+                std::int8_t* wp);
+// s [M, N] = Σ_i x[m, i]·w[n, i] for x uint8 [M, K]: int32 out, or (lo/hi given) threshold bits
+// out_bits [M, ceil(N/64)] (zeroed by the caller).
+void u8gemm(Kernel kern, const std::uint8_t* x, std::size_t M, const U8Prepared& w,
+            const std::int32_t* lo, const std::int32_t* hi, int threads, std::int32_t* out,
+            std::uint64_t* out_bits);
+// The first convolution on uint8 NHWC x (g.c = g.cw = channels, g.O = w.N, w.K = kh·kw·c), padded
+// taps reading pad_value: s = im2col(x) · wᵀ, computed on rows built per task (no im2col matrix);
+// int32 out [B, Ho, Wo, O] or threshold bits out_bits [B, Ho, Wo, ceil(O/64)] (zeroed).
+void u8conv2d(Kernel kern, const ConvGeom& g, const std::uint8_t* x, std::uint8_t pad_value,
+              const U8Prepared& w, const std::int32_t* lo, const std::int32_t* hi, int threads,
+              std::int32_t* out, std::uint64_t* out_bits);
+// Packs the threshold of int32 y [M, N]: out [M, ceil(N/64)], bit 0 iff lo[n] ≤ y ≤ hi[n].
+void threshold_bits(const std::int32_t* y, std::size_t M, std::size_t N, const std::int32_t* lo,
+                    const std::int32_t* hi, int threads, std::uint64_t* out);
 // Binary convolution (g.compute_output() done); out int32 [B, Ho, Wo, O], or, when lo/hi are
 // given, packed threshold bits [B, Ho, Wo, ceil(O/64)] (zeroed by the caller).
 void bconv2d(Kernel kern, const ConvGeom& g, const std::uint64_t* x, const std::uint64_t* w,

@@ -210,6 +210,8 @@ void panels_entry(BitOp op, const std::uint64_t* panels, std::size_t row0, std::
   }
   if (op == BitOp::And && ep.planes == 8 && !corr && !bits)
     return panels_loop<Micro, BitOp::And, 8, false, false>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
+  if (op == BitOp::And && ep.planes == 8 && !corr && bits)
+    return panels_loop<Micro, BitOp::And, 8, false, true>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
   __builtin_trap();  // not produced by dispatch.cc
 }
 

@@ -45,6 +45,70 @@ def bgemm_threshold(
 def bitplane_gemm(x: _U8, w: _U64, k: int, *, kernel: _Kernel = "auto", threads: int = 0) -> _I32:
     """x uint8 [M, k], w [N, W] -> int32 [M, N] = sum_i x[m, i] * w[n, i] (w as +1/-1)."""
 
+def bitplane_gemm_threshold(
+    x: _U8,
+    w: _U64,
+    k: int,
+    lo: _I32,
+    hi: _I32,
+    *,
+    kernel: _Kernel = "auto",
+    threads: int = 0,
+) -> _U64:
+    """-> uint64 [M, ceil(N/64)]: bit n = 0 (+1) iff lo[n] <= bitplane_gemm value <= hi[n]."""
+
+class U8Weights:
+    """First-layer weights prepared once for the byte GEMM: packed +1/-1 rows w [n, W] of k bits."""
+
+    def __init__(self, w: _U64, k: int) -> None: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
+def u8gemm(x: _U8, w: U8Weights, *, kernel: _Kernel = "auto", threads: int = 0) -> _I32:
+    """x uint8 [M, k] -> int32 [M, n] = sum_i x[m, i] * w[j, i] (equals bitplane_gemm)."""
+
+def u8gemm_threshold(
+    x: _U8, w: U8Weights, lo: _I32, hi: _I32, *, kernel: _Kernel = "auto", threads: int = 0
+) -> _U64:
+    """-> uint64 [M, ceil(n/64)]: bit j = 0 (+1) iff lo[j] <= u8gemm value <= hi[j]."""
+
+def u8conv2d(
+    x: _U8,
+    w: U8Weights,
+    kh: int,
+    kw: int,
+    stride: _Pair,
+    padding: _Pair,
+    pad_value: int,
+    *,
+    kernel: _Kernel = "auto",
+    threads: int = 0,
+) -> _I32:
+    """uint8 NHWC [B, H, W, C] -> int32 [B, Ho, Wo, n] = im2col_u8(...) @ w.T (w.k = kh*kw*C)."""
+
+def u8conv2d_threshold(
+    x: _U8,
+    w: U8Weights,
+    kh: int,
+    kw: int,
+    stride: _Pair,
+    padding: _Pair,
+    pad_value: int,
+    lo: _I32,
+    hi: _I32,
+    *,
+    kernel: _Kernel = "auto",
+    threads: int = 0,
+) -> _U64:
+    """-> uint64 [B, Ho, Wo, ceil(n/64)] thresholded bits."""
+
+def threshold_bits(y: _I32, lo: _I32, hi: _I32) -> _U64:
+    """int32 [M, N] -> uint64 [M, ceil(N/64)]: bit n = 0 (+1) iff lo[n] <= y[m, n] <= hi[n]."""
+
 def im2col_u8(x: _U8, kh: int, kw: int, stride: _Pair, padding: _Pair, pad_value: int) -> _U8:
     """uint8 NHWC [B, H, W, C] -> [B, Ho, Wo, kh*kw*C], patches in (kh, kw, C) order."""
 
