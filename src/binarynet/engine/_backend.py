@@ -1,12 +1,12 @@
 """The engine's view of the compiled kernels (``binarynet._kernels``).
 
 :class:`Backend` binds a kernel variant and a thread count to the kernels the engine calls.
-Two steps have no compiled function and run in NumPy, both small next to the layers:
+One step has no compiled function and runs in NumPy: max-pooling with a non-square window or
+stride (the compiled pools take one size), which no model of :mod:`binarynet.models` has.
 
-- :func:`threshold_bits`, the threshold of the first layer's integers (and of any stage that
-  pools integers): a comparison in NumPy, the packing in the compiled ``pack_signs``;
-- max-pooling with a non-square window or stride (the compiled pools take one size), which no
-  model of :mod:`binarynet.models` has.
+The first layer (uint8 input) runs on the byte GEMM (``u8gemm``, ``u8conv2d``: VNNI on AVX-512)
+with weights prepared once (:meth:`Backend.u8_weights`); ``bitplane_gemm`` (the paper's
+Algorithm 5 on bit planes) computes the same integers and stays available.
 
 Bit convention (``csrc/bitpack.h``): bit 1 = −1, bit 0 = +1, packed along the reduction axis
 into uint64 words, padding bits zero; dot(a, w) = K − 2·popcount(a ⊕ w).
@@ -29,9 +29,7 @@ def available_kernels() -> list[str]:
 def threshold_bits(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """int32 ``[..., C]`` → packed ``[..., ceil(C/64)]``: +1 (bit 0) iff lo ≤ y ≤ hi per channel."""
     c = y.shape[-1]
-    inside = (y >= lo) & (y <= hi)
-    signs = np.where(inside, np.int8(1), np.int8(-1)).reshape(-1, c)
-    packed = _kernels.pack_signs(signs)
+    packed = _kernels.threshold_bits(np.ascontiguousarray(y).reshape(-1, c), lo, hi)
     return np.asarray(packed).reshape(*y.shape[:-1], packed.shape[-1])
 
 
@@ -75,6 +73,49 @@ class Backend:
     def bitplane_gemm(self, x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
         """int32 [M, N]: Σᵢ xᵢ·wᵢ for uint8 x [M, k] and ±1 w (Algorithm 5)."""
         return _kernels.bitplane_gemm(x, w, k, **self._opts)
+
+    @staticmethod
+    def u8_weights(w: np.ndarray, k: int) -> _kernels.U8Weights:
+        """The first layer's packed ±1 rows w [N, W] (k real bits) prepared for the byte GEMM."""
+        return _kernels.U8Weights(w, k)
+
+    def u8gemm(self, x: np.ndarray, w: _kernels.U8Weights) -> np.ndarray:
+        """int32 [M, N]: Σᵢ xᵢ·wᵢ for uint8 x [M, k] (the values of :meth:`bitplane_gemm`)."""
+        return _kernels.u8gemm(x, w, **self._opts)
+
+    def u8gemm_threshold(
+        self, x: np.ndarray, w: _kernels.U8Weights, lo: np.ndarray, hi: np.ndarray
+    ) -> np.ndarray:
+        """packed [M, ceil(N/64)]: +1 iff lo ≤ u8gemm(x, w) ≤ hi per output column."""
+        return _kernels.u8gemm_threshold(x, w, lo, hi, **self._opts)
+
+    def u8conv2d(
+        self,
+        x: np.ndarray,
+        w: _kernels.U8Weights,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        pad_value: int,
+    ) -> np.ndarray:
+        """int32 [B, Ho, Wo, N]: im2col_u8(x, ...) · wᵀ, without the im2col matrix."""
+        return _kernels.u8conv2d(x, w, *kernel, stride, padding, pad_value, **self._opts)
+
+    def u8conv2d_threshold(
+        self,
+        x: np.ndarray,
+        w: _kernels.U8Weights,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        pad_value: int,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> np.ndarray:
+        """packed [B, Ho, Wo, ceil(N/64)]: +1 iff lo ≤ u8conv2d(...) ≤ hi per channel."""
+        return _kernels.u8conv2d_threshold(
+            x, w, *kernel, stride, padding, pad_value, lo, hi, **self._opts
+        )
 
     def im2col_u8(
         self,

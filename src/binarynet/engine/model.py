@@ -4,13 +4,16 @@ The graph (see :mod:`binarynet.bnnfile`) is grouped into *stages*: a binary laye
 ``conv2d``), the ``maxpool2d`` ops after it, and the ``threshold`` (→ bits for the next layer) or
 ``scores`` (→ float32) that consumes its integers. A stage runs as:
 
-- uint8 input (the first layer, Algorithm 5): ``im2col_u8`` (convolutions, padding with the
-  zero point so that padded taps contribute 0) → ``bitplane_gemm`` gives Σ pᵢwᵢ → subtract the
-  constant zp·Σwᵢ → y; then pooling and threshold on the integers.
+- uint8 input (the first layer, Algorithm 5's exact integers Σ pᵢwᵢ): the byte GEMM
+  ``u8gemm`` (dense) or ``u8conv2d`` (convolutions, its rows built per task, padded taps reading
+  the zero point so that they contribute 0) on weights prepared once at load; y = Σ pᵢwᵢ − zp·Σwᵢ,
+  the constant folded into the thresholds, so a threshold stage is one fused call
+  (``u8gemm_threshold`` / ``u8conv2d_threshold``) → bits.
 - bits input, followed by a threshold: one fused call, ``bgemm_threshold`` or
-  ``bconv2d_threshold``; max-pooling then runs on the bits with ``maxpool2d_bits`` (AND for
-  up-set channels, OR for down-set ones; proof in :mod:`binarynet.export`). A channel whose
-  interval is neither (only a hand-made file has one) makes the stage pool the integers instead.
+  ``bconv2d_threshold``.
+- max-pooling after a threshold runs on the bits with ``maxpool2d_bits`` (AND for up-set
+  channels, OR for down-set ones; proof in :mod:`binarynet.export`). A channel whose interval is
+  neither (only a hand-made file has one) makes the stage pool the integers instead.
 - a dense layer over a flattened [H, W, C] value whose C is not a multiple of 64 keeps the
   activations' per-position channel padding: it runs ``bgemm`` over all 64·W word bits, which
   adds D = 64·W − K (zero padding bits agree, +1 each) to every dot product; the thresholds are
@@ -72,6 +75,7 @@ class _Stage:
     hi_call: np.ndarray | None = None
     and_mask: np.ndarray | None = None  # uint64 [words]; None: pool the integers instead
     scores_args: tuple[Any, ...] | None = None
+    u8w: Any = None  # uint8 input: the weight prepared for the byte GEMM (_kernels.U8Weights)
 
 
 def _clip32(values: np.ndarray) -> np.ndarray:
@@ -209,6 +213,8 @@ class Model:
             else:
                 k = k_call = x.shape[-1]
             stage = _Stage(i, layer, x, y, pools, tail, weight, k, k_call, offset)  # type: ignore[arg-type]
+            if x.kind == "u8":
+                stage.u8w = Backend.u8_weights(weight, k)
             if isinstance(tail, Threshold):
                 stage.lo, stage.hi = self._tensors[tail.lo], self._tensors[tail.hi]
                 shift = 0 if offset is None else offset.astype(np.int64)
@@ -243,16 +249,12 @@ class Model:
         layer = s.layer
         if isinstance(layer, Dense):
             if s.x.kind == "u8":
-                raw = be.bitplane_gemm(np.ascontiguousarray(v.reshape(b, -1)), s.weight, s.k)
+                raw = be.u8gemm(np.ascontiguousarray(v.reshape(b, -1)), s.u8w)
             else:
                 raw = be.bgemm(np.ascontiguousarray(v.reshape(b, -1)), s.weight, s.k_call)
         elif s.x.kind == "u8":
-            cols = be.im2col_u8(
-                v, layer.kernel_size, layer.stride, layer.padding, self.graph.input.zero_point
-            )
-            ho, wo = cols.shape[1:3]
-            raw = be.bitplane_gemm(cols.reshape(-1, cols.shape[-1]), s.weight, s.k)
-            raw = raw.reshape(b, ho, wo, -1)
+            zp = self.graph.input.zero_point
+            raw = be.u8conv2d(v, s.u8w, layer.kernel_size, layer.stride, layer.padding, zp)
         else:
             raw = be.bconv2d(v, s.weight, s.k, layer.stride, layer.padding)
         raw = np.asarray(raw)
@@ -270,19 +272,26 @@ class Model:
 
     def _stage_fast(self, s: _Stage, v: np.ndarray) -> np.ndarray:
         be = self._backend
-        fusable = s.x.kind == "bits" and s.scores_args is None
-        if fusable and isinstance(s.layer, Dense):
+        layer = s.layer
+        if s.scores_args is not None:
+            return self._finish(s, self._layer(s, v))
+        if isinstance(layer, Dense):  # (a dense layer's pools are rejected by validation)
             a = np.ascontiguousarray(v.reshape(v.shape[0], -1))
-            return np.asarray(be.bgemm_threshold(a, s.weight, s.k_call, s.lo_call, s.hi_call))
-        if fusable and (not s.pools or s.and_mask is not None):
-            layer = s.layer
-            out = np.asarray(
-                be.bconv2d_threshold(v, s.weight, s.k, layer.stride, layer.padding, s.lo, s.hi)
+            if s.x.kind == "u8":
+                return be.u8gemm_threshold(a, s.u8w, s.lo_call, s.hi_call)
+            return be.bgemm_threshold(a, s.weight, s.k_call, s.lo_call, s.hi_call)
+        if s.pools and s.and_mask is None:
+            return self._finish(s, self._layer(s, v))
+        if s.x.kind == "u8":
+            zp = self.graph.input.zero_point
+            out = be.u8conv2d_threshold(
+                v, s.u8w, layer.kernel_size, layer.stride, layer.padding, zp, s.lo_call, s.hi_call
             )
-            for pool in s.pools:
-                out = np.asarray(be.maxpool2d_bits(out, pool.kernel_size, pool.stride, s.and_mask))
-            return out
-        return self._finish(s, self._layer(s, v))
+        else:
+            out = be.bconv2d_threshold(v, s.weight, s.k, layer.stride, layer.padding, s.lo, s.hi)
+        for pool in s.pools:
+            out = be.maxpool2d_bits(out, pool.kernel_size, pool.stride, s.and_mask)
+        return out
 
     def _run(self, x: np.ndarray, collect: list[list[np.ndarray]] | None) -> np.ndarray:
         v = x
