@@ -99,12 +99,19 @@ std::size_t positive(std::int64_t v, const char* fn, const char* name) {
   return static_cast<std::size_t>(v);
 }
 
+// A Python int as int64; one that does not fit becomes INT64_MAX, out of every range checked
+// below (nb::cast would throw std::bad_cast, a RuntimeError in Python).
+std::int64_t int64_or_max(nb::handle h) {
+  std::int64_t v;
+  return nb::try_cast<std::int64_t>(h, v) ? v : std::numeric_limits<std::int64_t>::max();
+}
+
 // (int, int) or int → pair; `min` is the smallest value allowed.
 std::pair<std::size_t, std::size_t> parse_pair(nb::handle h, const char* fn, const char* name,
                                                std::int64_t min) {
   std::int64_t v[2];
   if (nb::isinstance<nb::int_>(h)) {
-    v[0] = v[1] = nb::cast<std::int64_t>(h);
+    v[0] = v[1] = int64_or_max(h);
   } else if (nb::isinstance<nb::tuple>(h) || nb::isinstance<nb::list>(h)) {
     if (nb::len(h) != 2)
       fail(std::string(fn) + ": " + name + " must be an int or a pair of ints, got " +
@@ -114,7 +121,7 @@ std::pair<std::size_t, std::size_t> parse_pair(nb::handle h, const char* fn, con
       if (!nb::isinstance<nb::int_>(e))
         fail(std::string(fn) + ": " + name + " must be an int or a pair of ints, got " +
              nb::cast<std::string>(nb::repr(h)));
-      v[i] = nb::cast<std::int64_t>(e);
+      v[i] = int64_or_max(e);
     }
   } else {
     fail(std::string(fn) + ": " + name + " must be an int or a pair of ints, got " +

@@ -797,6 +797,20 @@ def _load_preprocessor(graph: Graph, tensors: Mapping[str, np.ndarray]) -> Any |
             f"preprocess: it takes images of shape {list(image_shape)} but the input is "
             f"{list(graph.input.shape)}"
         )
+    # One blank image through it: the preprocessor must take the model's input and give uint8
+    # images of the same shape (PixelScaling refuses flat features, for one).
+    shape = (1, *graph.input.shape)
+    try:
+        probe = np.asarray(pre.transform(np.zeros(shape, np.uint8)))
+    except (ValueError, TypeError) as exc:
+        raise BNNFileError(
+            f"preprocess: it cannot take the model's input {list(graph.input.shape)} ({exc})"
+        ) from None
+    if probe.dtype != np.uint8 or probe.shape != shape:
+        raise BNNFileError(
+            f"preprocess: it maps the input {list(shape)} to {probe.dtype} {list(probe.shape)}, "
+            "expected uint8 of the same shape"
+        )
     return pre
 
 

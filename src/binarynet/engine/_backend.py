@@ -53,9 +53,12 @@ class Backend:
                 f"unknown kernel {kernel!r}; this build and CPU offer {available_kernels()}"
             )
         if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+            isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024
         ):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+            # 1024: the kernels' own limit, checked here so that the error comes at once.
+            raise ValueError(
+                f"threads must be a positive integer (at most 1024) or None, got {threads!r}"
+            )
         self.kernel = kernel
         self.threads = threads
         self._opts = {"kernel": kernel or "auto", "threads": threads or 0}
