@@ -302,6 +302,10 @@ def test_cli_summary(tmp_path, capsys):
     assert d["totals"]["macs"] == {"binary": 80, "int8": 128, "float": 0}
     assert main(["summary", str(bnn), "--json", "--batch", "10"]) == 0
     assert json.loads(capsys.readouterr().out)["energy"]["batch"] == 10
+    last = tmp_path / "last.pt"
+    save_checkpoint(last, {"config": config, "model_state": m.state_dict(), "epoch": 3, "batch": 5})
+    assert main(["summary", str(last), "--no-filters"]) == 0
+    assert "after 3 epochs and 5 batches" in capsys.readouterr().out
     assert main(["summary", str(tmp_path / "missing.pt")]) == 2
     assert "not found" in capsys.readouterr().err
 

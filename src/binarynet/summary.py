@@ -12,8 +12,8 @@ stores), and the multiply-accumulates split by kind:
 ``binary``
     ±1 activations × ±1 weights: XNOR-popcount (``bgemm`` / ``bconv2d`` in the engine);
 ``int8``
-    the first layer, 8-bit fixed-point input × ±1 weights (Algorithm 5; the engine runs each
-    as 8 bit-plane binary products, ``bitplane_gemm``);
+    the first layer, 8-bit fixed-point input × ±1 weights (Algorithm 5: exact integer sums
+    Σ pᵢwᵢ, which the engine computes with a byte GEMM, u8 × ±1);
 ``float``
     real-valued operands: float layers (``nn.Linear``, ``nn.Conv2d``), or a binary layer fed
     with real values.
@@ -518,7 +518,7 @@ def _torch_layers(model: Any, input_shape: tuple[int, ...]) -> list[LayerSummary
                 mac_kind = {"bits": "binary", "u8": "int8"}.get(x_kind, "float")
                 note = {
                     "binary": "XNOR-popcount",
-                    "int8": "8-bit input × 1-bit weights (bit planes)",
+                    "int8": "8-bit input × 1-bit weights",
                     "float": "real input × 1-bit weights",
                 }[mac_kind]
                 bits = {1: n_weights}
@@ -624,9 +624,7 @@ def _bnn_layers(bnn: Any) -> list[LayerSummary]:
                 "float32_bytes": 4 * o * k,
                 "deployed_bytes": int(tensors[op.weight].nbytes),
                 "macs": {mac_kind: n_out * k},
-                "note": "XNOR-popcount"
-                if mac_kind == "binary"
-                else "8-bit input × 1-bit weights (bit planes)",
+                "note": "XNOR-popcount" if mac_kind == "binary" else "8-bit input × 1-bit weights",
             }
         elif isinstance(op, MaxPool2d):
             row = {"ops": {"compare": n_out * (op.kernel_size[0] * op.kernel_size[1] - 1)}}
@@ -685,6 +683,16 @@ def _preprocess_bytes(preprocessor: Any) -> int:
     )
 
 
+def _when(epoch: Any, batch: Any) -> str:
+    """ " (epoch 7)" for best.pt (the epoch it was saved at); " (after 3 epochs and 218 batches)"
+    for last.pt, which counts completed epochs and the batches done in the next one."""
+    if not isinstance(epoch, int):
+        return ""
+    if batch is None:
+        return f" (epoch {epoch})"
+    return f" (after {epoch} epochs" + (f" and {batch} batches)" if batch else ")")
+
+
 def _from_checkpoint(
     path: Path, input_shape: tuple[int, ...] | None, filters: bool, name: str | None
 ) -> Summary:
@@ -702,8 +710,7 @@ def _from_checkpoint(
         else:
             input_shape = DEFAULT_INPUT_SHAPES.get(cfg.get("model"))
     label = name or f"{cfg.get('model', path.name)} {cfg.get('model_kwargs', {}) or ''}".strip()
-    if "epoch" in state:
-        label += f" (epoch {state['epoch']})"
+    label += _when(state.get("epoch"), state.get("batch"))
     s = _summary(model, input_shape, label, filters)
     return Summary(
         s.name,
@@ -722,8 +729,8 @@ def _from_bnn(bnn: Any, filters: bool, name: str | None, file_bytes: int | None)
 
     prov = bnn.graph.provenance
     label = name or f"{prov.get('model', 'model')} {prov.get('model_kwargs') or ''}".strip()
-    if "epoch" in prov:
-        label += f" (epoch {prov['epoch']})"
+    last = prov.get("checkpoint") == "last.pt"
+    label += _when(prov.get("epoch"), 0 if last else None)
     pre = sum(t.nbytes for n, t in bnn.tensors.items() if n.startswith(PREPROCESS_PREFIX))
     return Summary(
         name=label,
