@@ -177,7 +177,10 @@ def read_idx(path: PathLike) -> np.ndarray:
             payload = _read_exact(f, nbytes, path, dims, dtype)
         except (gzip.BadGzipFile, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: corrupt gzip data ({e})") from e
-    array = np.frombuffer(payload, dtype=dtype).reshape(dims)
+    try:
+        array = np.frombuffer(payload, dtype=dtype).reshape(dims)
+    except ValueError as e:  # more dimensions than NumPy allows, or dims it cannot index
+        raise ValueError(f"{path}: IDX dims {list(dims)} cannot be a NumPy array ({e})") from e
     return array.astype(dtype.newbyteorder("="), copy=False)
 
 
@@ -1016,14 +1019,17 @@ def _decode_jpeg(data: bytes, where: str, shape: tuple[int, int, int]) -> np.nda
     height, width, _ = shape
     try:
         with image_module.open(io.BytesIO(data)) as image:
-            if image.format != "JPEG":
-                raise ValueError(f"{where}: not a JPEG (Pillow reads it as {image.format})")
-            if image.size != (width, height):
-                w, h = image.size
-                raise ValueError(f"{where}: image is {w}×{h} pixels, expected {width}×{height}")
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except OSError as e:  # includes PIL.UnidentifiedImageError and truncated data
+            fmt, size = image.format, image.size
+            if fmt == "JPEG" and size == (width, height):
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, image_module.DecompressionBombError) as e:
+        # OSError includes PIL.UnidentifiedImageError and truncated data; a damaged frame
+        # header can claim a size that Pillow refuses to open (DecompressionBombError).
         raise ValueError(f"{where}: cannot decode the JPEG ({e})") from e
+    if fmt != "JPEG":
+        raise ValueError(f"{where}: not a JPEG (Pillow reads it as {fmt})")
+    w, h = size
+    raise ValueError(f"{where}: image is {w}×{h} pixels, expected {width}×{height}")
 
 
 def _pillow() -> Any:
