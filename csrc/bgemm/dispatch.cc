@@ -351,6 +351,7 @@ void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t*
     if (buf.size() < n * row_bytes) buf.resize(n * row_bytes);
     rows(r0, n, buf.data(), row_bytes);
     fn(buf.data(), row_bytes, r0, n, w.wp, kg, b0, b1, w.N, ep);
+    if (buf.size() > (std::size_t{16} << 20)) std::vector<std::uint8_t>().swap(buf);  // huge k
   });
 }
 
