@@ -78,6 +78,11 @@ const T* check(const Array& a, const char* fn, const char* name, std::size_t ndi
            " must be C-contiguous (use numpy.ascontiguousarray), got strides that are not");
     expect *= static_cast<std::int64_t>(a.shape(i));
   }
+  // A view at an odd byte offset (np.frombuffer(..., offset=1)): reading it as T is undefined
+  // behaviour (UBSan reports it; aligned vector loads would fault).
+  if (!empty && reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0)
+    fail(std::string(fn) + ": " + name + " must be aligned to " + std::to_string(alignof(T)) +
+         " bytes (use numpy.require(x, requirements='CA')), got a misaligned view");
   return static_cast<const T*>(a.data());
 }
 
