@@ -17,6 +17,8 @@
 #define BN_MOVEMASK8(v) static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(__m256i(v))))
 #define BN_STORE_PARTIAL8(p, v, nc) \
   _mm256_mask_storeu_epi32(p, static_cast<__mmask8>((1u << (nc)) - 1), __m256i(v))
+#define BN_LOAD_PARTIAL8(p, nc) \
+  v8i(_mm256_maskz_loadu_epi32(static_cast<__mmask8>((1u << (nc)) - 1), p))
 #include "bgemm/driver.h"
 
 namespace binarynet {
@@ -150,7 +152,8 @@ struct Micro {
   // One unpacked row of A against 8 W rows: vectors run along k (8 words per register), so each
   // column's 8 lanes are summed at the end; the tail is a masked load (zeros past nwords).
   template <BitOp OP>
-  static v8i rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8]) {
+  __attribute__((always_inline)) static v8i rows(const std::uint64_t* a, std::size_t nwords,
+                                                 const std::uint64_t* const wr[8]) {
     __m512i acc[8];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) acc[j] = _mm512_setzero_si512();

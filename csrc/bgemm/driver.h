@@ -66,6 +66,17 @@ inline void generic_store_partial8(std::int32_t* p, const v8i& v, std::size_t nc
   for (std::size_t j = 0; j < nc; ++j) p[j] = v[j];
 }
 
+// The first nc (≤ 8) of p[0..8) (the rest 0): an 8-lane load when nc = 8.
+#ifndef BN_LOAD_PARTIAL8
+#define BN_LOAD_PARTIAL8(p, nc) generic_load_partial8(p, nc)
+#endif
+inline v8i generic_load_partial8(const std::int32_t* p, std::size_t nc) {
+  if (nc == 8) return load8(p);
+  v8i v{};
+  for (std::size_t j = 0; j < nc; ++j) v[j] = p[j];
+  return v;
+}
+
 // The epilogue of one column tile (columns n0 .. n0 + nc, nc ≤ 8) of a row tile whose first A row
 // is r0, applied row by row as the micro-kernel produces them (see kernel.h for the maths), on
 // 8 lanes at a time; only the store is narrower for a partial last column tile (the correction
@@ -92,10 +103,8 @@ struct RowSink {
     if constexpr (kBits) {
       bits = ep.bits + m0 * ep.ldb + n0 / 8;
       ld = ep.ldb;
-      for (std::size_t j = 0; j < nc; ++j) {
-        lo[j] = ep.lo[n0 + j];
-        hi[j] = ep.hi[n0 + j];
-      }
+      lo = BN_LOAD_PARTIAL8(ep.lo + n0, nc);
+      hi = BN_LOAD_PARTIAL8(ep.hi + n0, nc);
     } else {
       out = ep.out + m0 * ep.ldo + n0;
       ld = ep.ldo;
