@@ -104,12 +104,13 @@ U8Fn u8_kernel(Kernel k) {
 // ---------------------------------------------------------------------------------------------
 // The generic driver: pc[r][n] = Σ_k popcount(op(A[r][k], W[n][k])) followed by the epilogue,
 // for A rows produced panel by panel by `pack` (fills rows [r0, r0 + n) of A, as panels, zero past
-// the end) — or read in place from `direct` when there are fewer than 8 rows.
+// the end) — or read in place from `direct` when there are fewer than kRowsPathMax rows.
 
 constexpr std::size_t kBlockBytes = 192 * 1024;    // a row block of packed A: fits in L2
 constexpr std::size_t kChunkBytes = 16u << 20;     // packed A held at once (chunks of row blocks)
 constexpr std::size_t kTileRows = 24;              // row blocks are a multiple of every micro-tile
 constexpr std::size_t kParallelPackWords = 1 << 16;
+constexpr std::size_t kRowsPathMax = 4;            // fewer A rows: read in place, not packed
 
 std::size_t round_up(std::size_t x, std::size_t m) { return (x + m - 1) / m * m; }
 std::size_t ceil_div(std::size_t x, std::size_t m) { return (x + m - 1) / m; }
@@ -131,8 +132,9 @@ void run_gemm(const KernelSet& ks, BitOp op, std::size_t rows, std::size_t nword
               const std::uint64_t* direct, std::size_t lda, const std::uint64_t* w,
               std::size_t ldw, std::size_t N, const Epilogue& ep, int threads) {
   if (rows == 0 || N == 0) return;
-  if (direct && rows < kPanelRows && ep.planes == 1) {
-    // Batch-1 path: memory-bound on W, parallel over column blocks of 64 W rows.
+  if (direct && rows < kRowsPathMax && ep.planes == 1) {
+    // Batch-1 path: memory-bound on W, parallel over column blocks of 64 W rows. (Each row
+    // streams the W tile again, from L1; from 4 rows on, packing them into a panel is faster.)
     const std::size_t nb = 64, ntasks = ceil_div(N, nb);
     parallel_for(ntasks, threads, [&](std::size_t t) {
       ks.rows(op, direct, lda, 0, rows, nwords, w, ldw, t * nb, std::min(N, (t + 1) * nb), ep);

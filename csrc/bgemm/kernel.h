@@ -54,7 +54,7 @@ using PanelsFn = void (*)(BitOp op, const std::uint64_t* panels, std::size_t row
                           std::size_t rows, std::size_t nwords, const std::uint64_t* w,
                           std::size_t ldw, std::size_t n0, std::size_t n1, const Epilogue& ep);
 
-// Same for a few (< 8) unpacked rows of A (row stride lda words): the batch-1 path, memory-bound
+// Same for a few (< 4, see dispatch.cc) unpacked rows of A (row stride lda words): the batch-1 path, memory-bound
 // on W, where packing would only add traffic. planes must be 1.
 using RowsFn = void (*)(BitOp op, const std::uint64_t* a, std::size_t lda, std::size_t row0,
                         std::size_t rows, std::size_t nwords, const std::uint64_t* w,
