@@ -61,6 +61,9 @@ def test_run_writes_metrics_checkpoints_and_plot(tmp_path, small_splits):
     assert rows[1]["lr"] == pytest.approx(rows[0]["lr"] / 2)  # halved every epoch
     for r in rows:
         assert 0 <= r["train_error"] <= 1 and 0 <= r["test_error"] <= 1
+        assert set(r["sign_flips"]) == {"2", "6", "10"}  # the three binary layers
+        assert all(0 <= f <= 1 for f in r["sign_flips"].values())
+    assert any(f > 0 for f in rows[0]["sign_flips"].values())  # training does flip signs
     best = min(rows, key=lambda r: (r["valid_error"], -r["epoch"]))
     assert summary["best_epoch"] == best["epoch"]
     assert summary["test_error_at_best_valid"] == best["test_error"]

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from binarynet import data as datasets
 from binarynet.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from binarynet.distributed import Dist, setup
+from binarynet.filters import latent_signs, sign_flip_fractions
 from binarynet.losses import square_hinge_loss
 from binarynet.models import build_model
 from binarynet.nn import clip_weights_, set_compute_dtype, sync_batchnorm_
@@ -427,6 +428,7 @@ class Trainer:
                 broadcast_buffers=False,  # synced BN keeps buffers identical
             )
         self.optimizer = build_optimizer(self.model, cfg)
+        self.epoch_signs = latent_signs(self.model)  # sign(W) at the last epoch boundary
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.epoch = 0  # completed epochs
         self.batch = 0  # next batch within the current epoch
@@ -472,6 +474,7 @@ class Trainer:
             "history": list(self.history),
             "best": dict(self.best),
             "elapsed": self.elapsed,
+            "epoch_signs": {k: torch.from_numpy(v) for k, v in self.epoch_signs.items()},
             "torch_version": str(torch.__version__),
         }
 
@@ -497,6 +500,11 @@ class Trainer:
         self.history = list(state["history"])
         self.best = dict(state["best"])
         self.elapsed = float(state["elapsed"])
+        saved_signs = state.get("epoch_signs")  # absent in checkpoints of older versions
+        if saved_signs is not None:
+            self.epoch_signs = {k: v.numpy() for k, v in saved_signs.items()}
+        else:
+            self.epoch_signs = latent_signs(self.model)
 
     def _save_last(self) -> None:
         state = self.state_dict()  # collective: every process contributes its RNG state
@@ -565,6 +573,9 @@ class Trainer:
         eval_start = time.monotonic()
         valid_loss, valid_err = self._evaluate(self.valid_x, self.valid_y)
         test_loss, test_err = self._evaluate(self.test_x, self.test_y)
+        signs = latent_signs(self.model)
+        flips = sign_flip_fractions(self.epoch_signs, signs)
+        self.epoch_signs = signs
         self.elapsed += time.monotonic() - eval_start
         seen = max(self.accum["seen"], 1)
         row = {
@@ -578,6 +589,7 @@ class Trainer:
             "test_error": test_err,
             "epoch_seconds": epoch_seconds + time.monotonic() - eval_start,
             "elapsed_seconds": self.elapsed,
+            "sign_flips": flips,  # per binary layer: fraction of sign(W) changed this epoch
         }
         self.history.append(row)
         if not self.best or valid_err <= self.best["valid_error"]:
