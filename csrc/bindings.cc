@@ -10,6 +10,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
@@ -292,6 +293,98 @@ nb::ndarray<nb::numpy, std::uint64_t> py_bgemm_threshold(const Array& a, const A
   {
     nb::gil_scoped_release release;
     bgemm_threshold(kern, g.a, g.M, g.w, g.N, g.nw, g.k, plo, phi, nt, out);
+  }
+  return res;
+}
+
+// Hidden-layer weights with their panel layout for the batch-1 path, prepared once (see
+// bgemm/kernel.h). The packed rows are referenced, not copied: the array is kept alive and must
+// not be modified afterwards (the two layouts would disagree).
+class BinaryWeights {
+ public:
+  BinaryWeights(const Array& w, const std::uint64_t* pw, std::size_t n, std::size_t nw,
+                std::size_t k)
+      : w_(w), pw_(pw), n_(n), nw_(nw), k_(k), words_(panel_words(n, nw)) {
+    panels_ = static_cast<std::uint64_t*>(
+        std::aligned_alloc(64, (std::max<std::size_t>(words_, 1) * 8 + 63) / 64 * 64));
+    if (!panels_) throw std::bad_alloc();
+    pack_weight_panels(pw, n, nw, panels_);
+  }
+  ~BinaryWeights() { std::free(panels_); }
+  BinaryWeights(const BinaryWeights&) = delete;
+  BinaryWeights& operator=(const BinaryWeights&) = delete;
+
+  const std::uint64_t* rows() const { return pw_; }
+  const std::uint64_t* panels() const { return panels_; }
+  std::size_t n() const { return n_; }
+  std::size_t nw() const { return nw_; }
+  std::size_t k() const { return k_; }
+  std::size_t nbytes() const { return words_ * 8; }
+
+ private:
+  Array w_;  // keeps the packed rows alive
+  const std::uint64_t* pw_;
+  std::size_t n_, nw_, k_, words_;
+  std::uint64_t* panels_ = nullptr;
+};
+
+void py_binaryweights_init(BinaryWeights* self, const Array& w, std::int64_t k) {
+  const char* fn = "BinaryWeights";
+  const auto* pw = check<std::uint64_t>(w, fn, "w", 2);
+  const std::size_t n = w.shape(0), nw = w.shape(1);
+  const std::size_t kk = check_k(k, nw, fn, "w.shape[1]", INT32_MAX);
+  check_packed(pw, n, nw, kk, fn, "w");
+  new (self) BinaryWeights(w, pw, n, nw, kk);
+}
+
+GemmOperands check_gemm_prepared(const Array& a, const BinaryWeights& w, std::int64_t k,
+                                 const char* fn) {
+  GemmOperands g;
+  g.a = check<std::uint64_t>(a, fn, "a", 2);
+  g.w = w.rows();
+  g.M = a.shape(0);
+  g.N = w.n();
+  g.nw = w.nw();
+  if (a.shape(1) != g.nw)
+    fail(std::string(fn) + ": a.shape[1]=" + std::to_string(a.shape(1)) +
+         " must equal the words per row of w (" + std::to_string(g.nw) + ")");
+  if (k != static_cast<std::int64_t>(w.k()))
+    fail(std::string(fn) + ": k=" + std::to_string(k) + " must equal w.k=" + std::to_string(w.k()));
+  g.k = w.k();
+  check_packed(g.a, g.M, g.nw, g.k, fn, "a");
+  return g;
+}
+
+nb::ndarray<nb::numpy, std::int32_t> py_bgemm_prepared(const Array& a, const BinaryWeights& w,
+                                                       std::int64_t k, const std::string& kernel,
+                                                       int threads) {
+  const char* fn = "bgemm";
+  const GemmOperands g = check_gemm_prepared(a, w, k, fn);
+  const Kernel kern = pick_kernel(kernel, fn);
+  const int nt = check_threads(threads, fn);
+  std::int32_t* out;
+  auto res = new_array<std::int32_t>({g.M, g.N}, &out, false);
+  {
+    nb::gil_scoped_release release;
+    bgemm(kern, g.a, g.M, g.w, g.N, g.nw, g.k, nt, out, w.panels());
+  }
+  return res;
+}
+
+nb::ndarray<nb::numpy, std::uint64_t> py_bgemm_threshold_prepared(
+    const Array& a, const BinaryWeights& w, std::int64_t k, const Array& lo, const Array& hi,
+    const std::string& kernel, int threads) {
+  const char* fn = "bgemm_threshold";
+  const GemmOperands g = check_gemm_prepared(a, w, k, fn);
+  const auto* plo = check_bounds(lo, fn, "lo", g.N, "one per row of w");
+  const auto* phi = check_bounds(hi, fn, "hi", g.N, "one per row of w");
+  const Kernel kern = pick_kernel(kernel, fn);
+  const int nt = check_threads(threads, fn);
+  std::uint64_t* out;
+  auto res = new_array<std::uint64_t>({g.M, words_for(g.N)}, &out, true);
+  {
+    nb::gil_scoped_release release;
+    bgemm_threshold(kern, g.a, g.M, g.w, g.N, g.nw, g.k, plo, phi, nt, out, w.panels());
   }
   return res;
 }
@@ -713,6 +806,24 @@ NB_MODULE(_kernels, m) {
         nb::arg("threads") = 0,
         "Fused bgemm + batch norm + sign: packed uint64 [M, ceil(N/64)], bit n of row m is 0 (+1) "
         "iff lo[n] <= x <= hi[n] for x the bgemm value, else 1 (-1).");
+  nb::class_<BinaryWeights>(
+      m, "BinaryWeights",
+      "Hidden-layer weights prepared once for bgemm / bgemm_threshold: the packed +1/-1 rows w "
+      "uint64 [n, W] of k real bits (referenced, not copied: do not modify w afterwards) and "
+      "their panel layout, which the batch-1 path (fewer than 4 rows) streams.")
+      .def("__init__", &py_binaryweights_init, nb::arg("w"), nb::arg("k"))
+      .def_prop_ro("n", &BinaryWeights::n, "Outputs (rows of w).")
+      .def_prop_ro("k", &BinaryWeights::k, "Real bits per row.")
+      .def_prop_ro("nbytes", &BinaryWeights::nbytes, "Bytes of the panel copy.")
+      .def("__repr__", [](const BinaryWeights& w) {
+        return "BinaryWeights(n=" + std::to_string(w.n()) + ", k=" + std::to_string(w.k()) + ")";
+      });
+  m.def("bgemm", &py_bgemm_prepared, nb::arg("a"), nb::arg("w"), nb::arg("k"), nb::kw_only(),
+        nb::arg("kernel") = "auto", nb::arg("threads") = 0,
+        "bgemm with prepared BinaryWeights w (k must equal w.k).");
+  m.def("bgemm_threshold", &py_bgemm_threshold_prepared, nb::arg("a"), nb::arg("w"), nb::arg("k"),
+        nb::arg("lo"), nb::arg("hi"), nb::kw_only(), nb::arg("kernel") = "auto",
+        nb::arg("threads") = 0, "bgemm_threshold with prepared BinaryWeights w (k must equal w.k).");
   m.def("bitplane_gemm", &py_bitplane_gemm, nb::arg("x"), nb::arg("w"), nb::arg("k"),
         nb::kw_only(), nb::arg("kernel") = "auto", nb::arg("threads") = 0,
         "First-layer GEMM on uint8 inputs (Algorithm 5): int32 [M, N], out[m, n] = "

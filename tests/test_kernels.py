@@ -174,6 +174,28 @@ def test_bgemm_extra_zero_words(kernel):
     np.testing.assert_array_equal(out, a.astype(np.int64) @ w.astype(np.int64).T)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [1, 65, 200, 4096])
+def test_bgemm_with_prepared_weights(kernel, k):
+    # BinaryWeights: the batch-1 path (1 to 3 rows) streams the panel copy of w, larger batches
+    # the rows; both must give the plain results, with partial panels and column blocks.
+    for m in (1, 2, 3, 4, 9):
+        for n in (1, 10, 65, 130):
+            rng = rng_for("prepared", m, n, k)
+            a, w = random_pm1(rng, (m, k)), random_pm1(rng, (n, k))
+            weights = K.BinaryWeights(pack_np(w), k)
+            assert (weights.n, weights.k) == (n, k)
+            ref = a.astype(np.int64) @ w.astype(np.int64).T
+            for threads in (1, 2):
+                out = K.bgemm(pack_np(a), weights, k, kernel=kernel, threads=threads)
+                np.testing.assert_array_equal(out, ref)
+            lo, hi = threshold_cases(ref, rng)
+            bits = K.bgemm_threshold(pack_np(a), weights, k, lo, hi, kernel=kernel)
+            np.testing.assert_array_equal(
+                bits, K.bgemm_threshold(pack_np(a), pack_np(w), k, lo, hi, kernel="reference")
+            )
+
+
 def threshold_cases(x: np.ndarray, rng: np.random.Generator):
     """Per-column [lo, hi] hitting ties exactly, one-sided, empty and full ranges."""
     m, n = x.shape
@@ -480,6 +502,7 @@ def test_threads_give_identical_results(kernel):
     lo = np.full(130, -10, np.int32)
     hi = np.full(130, 20, np.int32)
     u8w = K.U8Weights(w, 300)
+    bw = K.BinaryWeights(w, 300)
     img = rng.integers(0, 256, (2, 30, 30, 3)).astype(np.uint8)
     u8c = K.U8Weights(pack_np(random_pm1(rng, (40, 27))), 27)
     results = []
@@ -496,6 +519,7 @@ def test_threads_give_identical_results(kernel):
                 K.u8gemm_threshold(x8, u8w, lo, hi, kernel=kernel, threads=t),
                 K.bitplane_gemm_threshold(x8, w, 300, lo, hi, kernel=kernel, threads=t),
                 K.u8conv2d(img, u8c, 3, 3, 1, 1, 128, kernel=kernel, threads=t),
+                K.bgemm_threshold(a[:1], bw, 300, lo, hi, kernel=kernel, threads=t),
             )
         )
     for other in results[1:]:
@@ -599,6 +623,27 @@ def test_bad_arguments_raise_value_error():
         K.unpack_signs(a, 200)
 
 
+def test_bad_prepared_weight_arguments():
+    w = np.zeros((3, 2), np.uint64)
+    bad = w.copy()
+    bad[2, 1] = np.uint64(1) << np.uint64(50)
+    with pytest.raises(ValueError, match=r"BinaryWeights: w row 2 has nonzero padding bits"):
+        K.BinaryWeights(bad, 100)
+    with pytest.raises(ValueError, match=r"BinaryWeights: k must be in 1..128 .*, got 0"):
+        K.BinaryWeights(w, 0)
+    weights = K.BinaryWeights(w, 100)
+    assert repr(weights) == "BinaryWeights(n=3, k=100)" and weights.nbytes == 8 * 2 * 8
+    a = np.zeros((4, 2), np.uint64)
+    with pytest.raises(ValueError, match=r"bgemm: k=99 must equal w.k=100"):
+        K.bgemm(a, weights, 99)
+    with pytest.raises(ValueError, match=r"bgemm: a.shape\[1\]=3 must equal the words per row"):
+        K.bgemm(np.zeros((4, 3), np.uint64), weights, 100)
+    with pytest.raises(ValueError, match=r"bgemm_threshold: lo must have shape \(3,\)"):
+        K.bgemm_threshold(a, weights, 100, np.zeros(2, np.int32), np.zeros(3, np.int32))
+    with pytest.raises(TypeError):
+        K.bgemm(a, "weights", 100)
+
+
 def test_bad_u8_arguments():
     w = np.zeros((3, 2), np.uint64)
     with pytest.raises(ValueError, match=r"U8Weights: k must be in 1..128 .*, got 129"):
@@ -686,6 +731,10 @@ def test_empty_operands(kernel):
     assert K.bitplane_gemm(x8, z((3, 2), np.uint64), 100, kernel=kernel).shape == (0, 3)
     x = z((0, 5, 5, 1), np.uint64)
     assert K.bconv2d(x, z((4, 3, 3, 1), np.uint64), 10, 1, 1, kernel=kernel).shape == (0, 5, 5, 4)
+    prepared = K.BinaryWeights(z((3, 2), np.uint64), 100)
+    assert K.bgemm(z((0, 2), np.uint64), prepared, 100, kernel=kernel).shape == (0, 3)
+    empty_w = K.BinaryWeights(z((0, 2), np.uint64), 100)
+    assert K.bgemm(z((1, 2), np.uint64), empty_w, 100, kernel=kernel).shape == (1, 0)
     weights = K.U8Weights(z((3, 2), np.uint64), 100)
     assert K.u8gemm(x8, weights, kernel=kernel).shape == (0, 3)
     lo3 = z(3, np.int32)

@@ -116,6 +116,12 @@ struct Micro {
   }
 
   template <BitOp OP>
+  static void wpanels(int np, const std::uint64_t* a, std::size_t nwords, const std::uint64_t* wp,
+                      v8i pc[8]) {
+    generic_wpanels<OP>(np, a, nwords, wp, pc);
+  }
+
+  template <BitOp OP>
   static v8i rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8]) {
     v8i out;
     const __m256i table = nibble_table(), low4 = _mm256_set1_epi8(0x0f),
@@ -158,7 +164,8 @@ struct Micro {
 
 const KernelSet* avx2_kernels() {
   static const KernelSet set = {"avx2", &avx2_impl::panels_entry<avx2_impl::Micro>,
-                                &avx2_impl::rows_entry<avx2_impl::Micro>};
+                                &avx2_impl::rows_entry<avx2_impl::Micro>,
+                                &avx2_impl::wpanels_entry<avx2_impl::Micro>};
   return &set;
 }
 

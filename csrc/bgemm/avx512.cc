@@ -149,6 +149,33 @@ struct Micro {
     }
   }
 
+  // One unpacked row of A against np ≤ 8 prepacked W panels (kernel.h): per word, one broadcast
+  // of A and np loads of 8 W rows each; lanes are outputs, so no horizontal sums. Panels past np
+  // repeat the last one (computed and dropped), so the loop has no edge case.
+  template <BitOp OP>
+  static void wpanels(int np, const std::uint64_t* a, std::size_t nwords, const std::uint64_t* wp,
+                      v8i pc[8]) {
+    const std::uint64_t* panel[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q)
+      panel[q] = wp + static_cast<std::size_t>(q < np ? q : np - 1) * nwords * kPanelRows;
+    __m512i acc[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) acc[q] = _mm512_setzero_si512();
+    for (std::size_t k = 0; k < nwords; ++k) {
+      const __m512i b = _mm512_set1_epi64(static_cast<long long>(a[k]));
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q)
+        acc[q] = _mm512_add_epi64(
+            acc[q], _mm512_popcnt_epi64(combine<OP>(_mm512_loadu_si512(panel[q] + k * 8), b)));
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) {
+      asm("" : "+v"(acc[q]));  // (keeps the accumulators out of the stack inside the loop)
+      pc[q] = v8i(_mm512_cvtepi64_epi32(acc[q]));
+    }
+  }
+
   // One unpacked row of A against 8 W rows: vectors run along k (8 words per register), so each
   // column's 8 lanes are summed at the end; the tail is a masked load (zeros past nwords).
   template <BitOp OP>
@@ -182,7 +209,8 @@ struct Micro {
 
 const KernelSet* avx512_kernels() {
   static const KernelSet set = {"avx512", &avx512_impl::panels_entry<avx512_impl::Micro>,
-                                &avx512_impl::rows_entry<avx512_impl::Micro>};
+                                &avx512_impl::rows_entry<avx512_impl::Micro>,
+                                &avx512_impl::wpanels_entry<avx512_impl::Micro>};
   return &set;
 }
 

@@ -130,14 +130,20 @@ struct AlignedBuffer {
 template <typename Pack>
 void run_gemm(const KernelSet& ks, BitOp op, std::size_t rows, std::size_t nwords, Pack&& pack,
               const std::uint64_t* direct, std::size_t lda, const std::uint64_t* w,
-              std::size_t ldw, std::size_t N, const Epilogue& ep, int threads) {
+              std::size_t ldw, std::size_t N, const Epilogue& ep, int threads,
+              const std::uint64_t* w_panels = nullptr) {
   if (rows == 0 || N == 0) return;
   if (direct && rows < kRowsPathMax && ep.planes == 1) {
     // Batch-1 path: memory-bound on W, parallel over column blocks of 64 W rows. (Each row
     // streams the W tile again, from L1; from 4 rows on, packing them into a panel is faster.)
+    // With W prepacked in panels (w_panels), W streams sequentially, 8 rows per load.
     const std::size_t nb = 64, ntasks = ceil_div(N, nb);
     parallel_for(ntasks, threads, [&](std::size_t t) {
-      ks.rows(op, direct, lda, 0, rows, nwords, w, ldw, t * nb, std::min(N, (t + 1) * nb), ep);
+      const std::size_t n0 = t * nb, n1 = std::min(N, (t + 1) * nb);
+      if (w_panels)
+        ks.wpanels(op, direct, lda, 0, rows, nwords, w_panels, n0, n1, ep);
+      else
+        ks.rows(op, direct, lda, 0, rows, nwords, w, ldw, n0, n1, ep);
     });
     return;
   }
@@ -197,9 +203,10 @@ struct MatrixRows {
 };
 
 void gemm_common(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
-                 std::size_t N, std::size_t nw, const Epilogue& ep, int threads) {
+                 std::size_t N, std::size_t nw, const Epilogue& ep, int threads,
+                 const std::uint64_t* w_panels) {
   MatrixRows src{a, M, nw, nw};
-  run_gemm(kernel_set(kern), BitOp::Xor, M, nw, src, a, nw, w, nw, N, ep, threads);
+  run_gemm(kernel_set(kern), BitOp::Xor, M, nw, src, a, nw, w, nw, N, ep, threads, w_panels);
 }
 
 }  // namespace
@@ -231,19 +238,29 @@ Kernel resolve_kernel(const std::string& name) {
   return named_kernel(name == "auto" ? default_kernel() : name);
 }
 
+std::size_t panel_words(std::size_t N, std::size_t nw) { return round_up(N, kPanelRows) * nw; }
+
+void pack_weight_panels(const std::uint64_t* w, std::size_t N, std::size_t nw,
+                        std::uint64_t* panels) {
+  MatrixRows src{w, N, nw, nw};
+  src(0, round_up(N, kPanelRows), panels);
+}
+
 void bgemm(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
-           std::size_t N, std::size_t nw, std::size_t k, int threads, std::int32_t* out) {
+           std::size_t N, std::size_t nw, std::size_t k, int threads, std::int32_t* out,
+           const std::uint64_t* w_panels) {
   if (kern == Kernel::Reference) return reference::bgemm(a, M, w, N, nw, k, out);
   Epilogue ep;
   ep.base = static_cast<std::int32_t>(k);
   ep.out = out;
   ep.ldo = N;
-  gemm_common(kern, a, M, w, N, nw, ep, threads);
+  gemm_common(kern, a, M, w, N, nw, ep, threads, w_panels);
 }
 
 void bgemm_threshold(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
                      std::size_t N, std::size_t nw, std::size_t k, const std::int32_t* lo,
-                     const std::int32_t* hi, int threads, std::uint64_t* out) {
+                     const std::int32_t* hi, int threads, std::uint64_t* out,
+                     const std::uint64_t* w_panels) {
   if (kern == Kernel::Reference) {
     std::unique_ptr<std::int32_t[]> x(new std::int32_t[std::max<std::size_t>(M * N, 1)]);
     reference::bgemm(a, M, w, N, nw, k, x.get());
@@ -255,7 +272,7 @@ void bgemm_threshold(Kernel kern, const std::uint64_t* a, std::size_t M, const s
   ep.ldb = words_for(N) * 8;
   ep.lo = lo;
   ep.hi = hi;
-  gemm_common(kern, a, M, w, N, nw, ep, threads);
+  gemm_common(kern, a, M, w, N, nw, ep, threads, w_panels);
 }
 
 // Bit-plane GEMM (paper, Algorithm 5). With bₚ the bit planes of x and w = 1 − 2·wneg (wneg = the

@@ -21,13 +21,22 @@ std::string default_kernel();
 // "auto" or a kernel name → Kernel. Throws std::invalid_argument (unknown / not on this CPU).
 Kernel resolve_kernel(const std::string& name);
 
-// out [M, N] = k − 2·popcount(a[m] ⊕ w[n]); a [M, nw], w [N, nw].
+// W rows [N, nw] prepacked in the panel layout (kernel.h) for the batch-1 path:
+// panel_words(N, nw) words.
+std::size_t panel_words(std::size_t N, std::size_t nw);
+void pack_weight_panels(const std::uint64_t* w, std::size_t N, std::size_t nw,
+                        std::uint64_t* panels);
+
+// out [M, N] = k − 2·popcount(a[m] ⊕ w[n]); a [M, nw], w [N, nw]. w_panels (optional): the same
+// W prepacked by pack_weight_panels, used by the batch-1 path.
 void bgemm(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
-           std::size_t N, std::size_t nw, std::size_t k, int threads, std::int32_t* out);
+           std::size_t N, std::size_t nw, std::size_t k, int threads, std::int32_t* out,
+           const std::uint64_t* w_panels = nullptr);
 // out [M, ceil(N/64)] words: bit n = 0 iff lo[n] ≤ bgemm value ≤ hi[n]. `out` must be zeroed.
 void bgemm_threshold(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
                      std::size_t N, std::size_t nw, std::size_t k, const std::int32_t* lo,
-                     const std::int32_t* hi, int threads, std::uint64_t* out);
+                     const std::int32_t* hi, int threads, std::uint64_t* out,
+                     const std::uint64_t* w_panels = nullptr);
 // out [M, N] = Σ_i x[m, i]·w[n, i] (w as ±1); x [M, K] uint8, w [N, nw]. With lo/hi: packed
 // threshold bits out_bits [M, ceil(N/64)] instead (zeroed by the caller), out unused.
 void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_t K,

@@ -239,6 +239,56 @@ void rows_loop(const std::uint64_t* a, std::size_t lda, std::size_t row0, std::s
   }
 }
 
+// Σ_k popcount(OP(a[k], W row 8q + l, word k)) for the np (≤ 8) panels q of wp, lane l of pc[q]:
+// the generic version (scalar popcount), for micro-kernels without their own.
+template <BitOp OP>
+inline void generic_wpanels(int np, const std::uint64_t* a, std::size_t nwords,
+                            const std::uint64_t* wp, v8i pc[8]) {
+  for (int q = 0; q < np; ++q) {
+    const std::uint64_t* panel = wp + static_cast<std::size_t>(q) * nwords * kPanelRows;
+    std::uint64_t s[8] = {};
+    for (std::size_t k = 0; k < nwords; ++k)
+      for (std::size_t l = 0; l < kPanelRows; ++l) {
+        const std::uint64_t x = OP == BitOp::Xor ? a[k] ^ panel[k * kPanelRows + l]
+                                                 : a[k] & panel[k * kPanelRows + l];
+        s[l] += static_cast<std::uint64_t>(__builtin_popcountll(x));
+      }
+    for (int l = 0; l < 8; ++l) pc[q][l] = static_cast<std::int32_t>(s[l]);
+  }
+}
+
+template <class Micro, BitOp OP, bool kBits>
+void wpanels_loop(const std::uint64_t* a, std::size_t lda, std::size_t row0, std::size_t rows,
+                  std::size_t nwords, const std::uint64_t* wp, std::size_t n0, std::size_t n1,
+                  const Epilogue& ep) {
+  // 8 panels (64 outputs) at a time; each A row streams them again (from L1/L2 after the first).
+  for (std::size_t n = n0; n < n1; n += 8 * kPanelRows) {
+    const int np = static_cast<int>(min_size(8, (n1 - n + kPanelRows - 1) / kPanelRows));
+    const std::uint64_t* panels = wp + n / kPanelRows * nwords * kPanelRows;
+    for (std::size_t r = 0; r < rows; ++r) {
+      v8i pc[8];
+      Micro::template wpanels<OP>(np, a + r * lda, nwords, panels, pc);
+      for (int q = 0; q < np; ++q) {
+        const std::size_t col = n + static_cast<std::size_t>(q) * kPanelRows;
+        RowSink<1, false, kBits> sink(ep, row0 + r, 1, col, min_size(8, n1 - col));
+        sink(0, pc[q]);
+      }
+    }
+  }
+}
+
+template <class Micro>
+void wpanels_entry(BitOp op, const std::uint64_t* a, std::size_t lda, std::size_t row0,
+                   std::size_t rows, std::size_t nwords, const std::uint64_t* wp, std::size_t n0,
+                   std::size_t n1, const Epilogue& ep) {
+  // Used by bgemm and bgemm_threshold only (XOR, one plane, no correction).
+  if (op != BitOp::Xor || ep.planes != 1 || ep.corr) __builtin_trap();
+  if (ep.bits)
+    wpanels_loop<Micro, BitOp::Xor, true>(a, lda, row0, rows, nwords, wp, n0, n1, ep);
+  else
+    wpanels_loop<Micro, BitOp::Xor, false>(a, lda, row0, rows, nwords, wp, n0, n1, ep);
+}
+
 template <class Micro>
 void rows_entry(BitOp op, const std::uint64_t* a, std::size_t lda, std::size_t row0,
                 std::size_t rows, std::size_t nwords, const std::uint64_t* w, std::size_t ldw,

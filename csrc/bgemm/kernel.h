@@ -54,16 +54,25 @@ using PanelsFn = void (*)(BitOp op, const std::uint64_t* panels, std::size_t row
                           std::size_t rows, std::size_t nwords, const std::uint64_t* w,
                           std::size_t ldw, std::size_t n0, std::size_t n1, const Epilogue& ep);
 
-// Same for a few (< 4, see dispatch.cc) unpacked rows of A (row stride lda words): the batch-1 path, memory-bound
-// on W, where packing would only add traffic. planes must be 1.
+// Same for a few (< 4, see dispatch.cc) unpacked rows of A (row stride lda words): the batch-1
+// path, memory-bound on W, where packing would only add traffic. planes must be 1.
 using RowsFn = void (*)(BitOp op, const std::uint64_t* a, std::size_t lda, std::size_t row0,
                         std::size_t rows, std::size_t nwords, const std::uint64_t* w,
                         std::size_t ldw, std::size_t n0, std::size_t n1, const Epilogue& ep);
+
+// The batch-1 path on W prepacked once in the panel layout (W rows 8q .. 8q + 7 interleaved word
+// by word: word k of W row 8q + l at wp[(q·nwords + k)·8 + l], rows past N zero): lanes are
+// outputs, so a broadcast word of A meets 8 W rows per load, W streams sequentially and no
+// horizontal sums are needed. n0 a multiple of 8; planes must be 1.
+using WPanelsFn = void (*)(BitOp op, const std::uint64_t* a, std::size_t lda, std::size_t row0,
+                           std::size_t rows, std::size_t nwords, const std::uint64_t* wp,
+                           std::size_t n0, std::size_t n1, const Epilogue& ep);
 
 struct KernelSet {
   const char* name;
   PanelsFn panels;
   RowsFn rows;
+  WPanelsFn wpanels;
 };
 
 // Defined in the kernels' own translation units.

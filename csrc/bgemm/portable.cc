@@ -66,6 +66,23 @@ struct Micro {
   }
 
   template <BitOp OP>
+  static void wpanels(int np, const std::uint64_t* a, std::size_t nwords, const std::uint64_t* wp,
+                      v8i pc[8]) {
+    for (int q = 0; q < np; ++q) {
+      const std::uint64_t* panel = wp + static_cast<std::size_t>(q) * nwords * kPanelRows;
+      std::uint32_t tot[8] = {};
+      for (std::size_t k0 = 0; k0 < nwords; k0 += kChunk) {
+        const std::size_t k1 = min_size(nwords, k0 + kChunk);
+        std::uint64_t acc[8] = {};
+        for (std::size_t k = k0; k < k1; ++k)
+          for (int l = 0; l < 8; ++l) acc[l] += byte_counts(combine<OP>(a[k], panel[k * kPanelRows + l]));
+        for (int l = 0; l < 8; ++l) tot[l] += fold_bytes(acc[l]);
+      }
+      for (int l = 0; l < 8; ++l) pc[q][l] = static_cast<std::int32_t>(tot[l]);
+    }
+  }
+
+  template <BitOp OP>
   static v8i rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8]) {
     std::uint32_t tot[8] = {};
     for (std::size_t k0 = 0; k0 < nwords; k0 += kChunk) {
@@ -86,7 +103,8 @@ struct Micro {
 
 const KernelSet* portable_kernels() {
   static const KernelSet set = {"portable", &portable_impl::panels_entry<portable_impl::Micro>,
-                                &portable_impl::rows_entry<portable_impl::Micro>};
+                                &portable_impl::rows_entry<portable_impl::Micro>,
+                                &portable_impl::wpanels_entry<portable_impl::Micro>};
   return &set;
 }
 

@@ -27,12 +27,26 @@ def unpack_signs(packed: _U64, k: int) -> _I8:
 def pack_bitplanes(x: _U8) -> _U64:
     """uint8 [R, K] -> uint64 [R, 8, ceil(K/64)], plane n = bit n (n = 0 the LSB)."""
 
-def bgemm(a: _U64, w: _U64, k: int, *, kernel: _Kernel = "auto", threads: int = 0) -> _I32:
+class BinaryWeights:
+    """Hidden-layer weights prepared once: packed +1/-1 rows w [n, W] of k bits (referenced, not
+    copied) and their panel layout for the batch-1 path of bgemm / bgemm_threshold."""
+
+    def __init__(self, w: _U64, k: int) -> None: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
+def bgemm(
+    a: _U64, w: _U64 | BinaryWeights, k: int, *, kernel: _Kernel = "auto", threads: int = 0
+) -> _I32:
     """a [M, W], w [N, W] -> int32 [M, N] = k - 2 * popcount(a[m] ^ w[n])."""
 
 def bgemm_threshold(
     a: _U64,
-    w: _U64,
+    w: _U64 | BinaryWeights,
     k: int,
     lo: _I32,
     hi: _I32,

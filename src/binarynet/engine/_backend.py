@@ -63,12 +63,17 @@ class Backend:
         self.threads = threads
         self._opts = {"kernel": kernel or "auto", "threads": threads or 0}
 
-    def bgemm(self, a: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    def bgemm(self, a: np.ndarray, w: np.ndarray | _kernels.BinaryWeights, k: int) -> np.ndarray:
         """int32 [M, N]: a [M, W] · w [N, W], ±1 rows of k real elements."""
         return _kernels.bgemm(a, w, k, **self._opts)
 
     def bgemm_threshold(
-        self, a: np.ndarray, w: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray
+        self,
+        a: np.ndarray,
+        w: np.ndarray | _kernels.BinaryWeights,
+        k: int,
+        lo: np.ndarray,
+        hi: np.ndarray,
     ) -> np.ndarray:
         """packed [M, ceil(N/64)]: +1 iff lo ≤ (a · w) ≤ hi per output column."""
         return _kernels.bgemm_threshold(a, w, k, lo, hi, **self._opts)
@@ -76,6 +81,12 @@ class Backend:
     def bitplane_gemm(self, x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
         """int32 [M, N]: Σᵢ xᵢ·wᵢ for uint8 x [M, k] and ±1 w (Algorithm 5)."""
         return _kernels.bitplane_gemm(x, w, k, **self._opts)
+
+    @staticmethod
+    def binary_weights(w: np.ndarray, k: int) -> _kernels.BinaryWeights:
+        """A dense layer's packed ±1 rows w [N, W] (k bits) with the panel copy that the batch-1
+        path streams (w is referenced: never modify it afterwards)."""
+        return _kernels.BinaryWeights(w, k)
 
     @staticmethod
     def u8_weights(w: np.ndarray, k: int) -> _kernels.U8Weights:

@@ -10,7 +10,8 @@ The graph (see :mod:`binarynet.bnnfile`) is grouped into *stages*: a binary laye
   the constant folded into the thresholds, so a threshold stage is one fused call
   (``u8gemm_threshold`` / ``u8conv2d_threshold``) → bits.
 - bits input, followed by a threshold: one fused call, ``bgemm_threshold`` or
-  ``bconv2d_threshold``.
+  ``bconv2d_threshold``. Dense weights are prepared at load with a panel copy, which batches of
+  1 to 3 stream (8 outputs per vector load, no horizontal sums).
 - max-pooling after a threshold runs on the bits with ``maxpool2d_bits`` (AND for up-set
   channels, OR for down-set ones; proof in :mod:`binarynet.export`). A channel whose interval is
   neither (only a hand-made file has one) makes the stage pool the integers instead.
@@ -76,6 +77,7 @@ class _Stage:
     and_mask: np.ndarray | None = None  # uint64 [words]; None: pool the integers instead
     scores_args: tuple[Any, ...] | None = None
     u8w: Any = None  # uint8 input: the weight prepared for the byte GEMM (_kernels.U8Weights)
+    bw: Any = None  # dense bits layer: the weight with its batch-1 panels (_kernels.BinaryWeights)
 
 
 def _clip32(values: np.ndarray) -> np.ndarray:
@@ -215,6 +217,8 @@ class Model:
             stage = _Stage(i, layer, x, y, pools, tail, weight, k, k_call, offset)  # type: ignore[arg-type]
             if x.kind == "u8":
                 stage.u8w = Backend.u8_weights(weight, k)
+            elif isinstance(layer, Dense):
+                stage.bw = Backend.binary_weights(weight, k_call)
             if isinstance(tail, Threshold):
                 stage.lo, stage.hi = self._tensors[tail.lo], self._tensors[tail.hi]
                 shift = 0 if offset is None else offset.astype(np.int64)
@@ -251,7 +255,7 @@ class Model:
             if s.x.kind == "u8":
                 raw = be.u8gemm(np.ascontiguousarray(v.reshape(b, -1)), s.u8w)
             else:
-                raw = be.bgemm(np.ascontiguousarray(v.reshape(b, -1)), s.weight, s.k_call)
+                raw = be.bgemm(np.ascontiguousarray(v.reshape(b, -1)), s.bw, s.k_call)
         elif s.x.kind == "u8":
             zp = self.graph.input.zero_point
             raw = be.u8conv2d(v, s.u8w, layer.kernel_size, layer.stride, layer.padding, zp)
@@ -279,7 +283,7 @@ class Model:
             a = np.ascontiguousarray(v.reshape(v.shape[0], -1))
             if s.x.kind == "u8":
                 return be.u8gemm_threshold(a, s.u8w, s.lo_call, s.hi_call)
-            return be.bgemm_threshold(a, s.weight, s.k_call, s.lo_call, s.hi_call)
+            return be.bgemm_threshold(a, s.bw, s.k_call, s.lo_call, s.hi_call)
         if s.pools and s.and_mask is None:
             return self._finish(s, self._layer(s, v))
         if s.x.kind == "u8":
