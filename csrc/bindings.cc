@@ -451,10 +451,11 @@ nb::ndarray<nb::numpy, std::uint64_t> py_bitplane_gemm_threshold(
 class U8Weights {
  public:
   U8Weights(const std::uint64_t* w, std::size_t n, std::size_t nw, std::size_t k)
-      : n_(n), k_(k), nw_(nw), bits_(w, w + n * nw), bytes_(u8_prepared_bytes(n, k)) {
+      : n_(n), k_(k), nw_(nw), bits_(w, w + n * nw), bytes_(u8_prepared_bytes(n, k)),
+        masks_(std::max<std::size_t>(u8_mask_words(n, k), 1)) {
     wp_ = static_cast<std::int8_t*>(std::aligned_alloc(64, (bytes_ + 63) / 64 * 64 + 64));
     if (!wp_) throw std::bad_alloc();
-    u8_prepare(w, n, nw, k, wp_);
+    u8_prepare(w, n, nw, k, wp_, masks_.data());
   }
   ~U8Weights() { std::free(wp_); }
   U8Weights(const U8Weights&) = delete;
@@ -464,6 +465,7 @@ class U8Weights {
     U8Prepared p;
     p.bits = bits_.data();
     p.wp = wp_;
+    p.wm = masks_.data();
     p.N = n_;
     p.K = k_;
     p.nw = nw_;
@@ -471,12 +473,15 @@ class U8Weights {
   }
   std::size_t n() const { return n_; }
   std::size_t k() const { return k_; }
-  std::size_t nbytes() const { return bytes_ + bits_.size() * sizeof(std::uint64_t); }
+  std::size_t nbytes() const {
+    return bytes_ + (bits_.size() + masks_.size()) * sizeof(std::uint64_t);
+  }
 
  private:
   std::size_t n_, k_, nw_;
   std::vector<std::uint64_t> bits_;
   std::size_t bytes_;
+  std::vector<std::uint64_t> masks_;
   std::int8_t* wp_ = nullptr;
 };
 

@@ -49,12 +49,15 @@ void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_
 struct U8Prepared {
   const std::uint64_t* bits = nullptr;  // [N, nw]
   const std::int8_t* wp = nullptr;      // [ceil(N/16), ceil(K/4), 16, 4]
+  const std::uint64_t* wm = nullptr;    // [ceil(N/16), ceil(K/4)] masks (batch 1–3), optional
   std::size_t N = 0, K = 0, nw = 0;
 };
 std::size_t u8_prepared_bytes(std::size_t N, std::size_t K);
-// Fills wp (u8_prepared_bytes(N, K) bytes) from the packed rows w [N, nw].
+std::size_t u8_mask_words(std::size_t N, std::size_t K);
+// Fills wp (u8_prepared_bytes(N, K) bytes) and wm (u8_mask_words(N, K) words) from the packed
+// rows w [N, nw].
 void u8_prepare(const std::uint64_t* w, std::size_t N, std::size_t nw, std::size_t K,
-                std::int8_t* wp);
+                std::int8_t* wp, std::uint64_t* wm);
 // s [M, N] = Σ_i x[m, i]·w[n, i] for x uint8 [M, K]: int32 out, or (lo/hi given) threshold bits
 // out_bits [M, ceil(N/64)] (zeroed by the caller).
 void u8gemm(Kernel kern, const std::uint8_t* x, std::size_t M, const U8Prepared& w,

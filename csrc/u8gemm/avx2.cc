@@ -19,9 +19,12 @@ namespace {
 struct Micro {
   static constexpr int kRows = 4, kCols = 1;
 
+  static std::size_t block_bytes(std::size_t kg) { return int8_block_bytes(kg); }
+
   template <bool kBits, int R, int C>
-  static void tile(const std::uint8_t* a, std::size_t lda, std::size_t m, const std::int8_t* wp,
+  static void tile(const std::uint8_t* a, std::size_t lda, std::size_t m, const std::uint8_t* wb,
                    std::size_t kg, std::size_t n, std::size_t N, const U8Epilogue& ep) {
+    const auto* wp = reinterpret_cast<const std::int8_t*>(wb);
     static_assert(C == 1, "one block per tile");
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[R][2];

@@ -5,10 +5,11 @@
 //
 // A micro-kernel is a class with
 //   static constexpr int kRows, kCols;   // largest tile: rows of A × blocks of 16 outputs
+//   static std::size_t block_bytes(std::size_t kg);  // bytes of one block of its weight layout
 //   template <bool kBits, int R, int C> static void tile(const uint8_t* a, size_t lda, size_t m,
-//                                                       const int8_t* wp, size_t kg, size_t n,
+//                                                       const uint8_t* w, size_t kg, size_t n,
 //                                                       size_t N, const U8Epilogue& ep);
-//      rows m .. m + R − 1 (A rows at a, stride lda) × the C blocks at wp (first column n), with
+//      rows m .. m + R − 1 (A rows at a, stride lda) × the C blocks at w (first column n), with
 //      the epilogue applied; R ≤ kRows, C ≤ kCols (edge tiles are smaller instantiations).
 #ifndef BN_U8_NS
 #error "define BN_U8_NS before including u8gemm/driver.h"
@@ -25,7 +26,7 @@ namespace BN_U8_NS {
 // Runtime (nr, nc) → the instantiation tile<kBits, nr, nc>.
 template <class Micro, bool kBits, int R, int C = Micro::kCols>
 inline void tile_cols(int nc, const std::uint8_t* a, std::size_t lda, std::size_t m,
-                      const std::int8_t* wp, std::size_t kg, std::size_t n, std::size_t N,
+                      const std::uint8_t* wp, std::size_t kg, std::size_t n, std::size_t N,
                       const U8Epilogue& ep) {
   if constexpr (C > 1) {
     if (nc < C) return tile_cols<Micro, kBits, R, C - 1>(nc, a, lda, m, wp, kg, n, N, ep);
@@ -35,7 +36,7 @@ inline void tile_cols(int nc, const std::uint8_t* a, std::size_t lda, std::size_
 
 template <class Micro, bool kBits, int R = Micro::kRows>
 inline void tile_rows(int nr, int nc, const std::uint8_t* a, std::size_t lda, std::size_t m,
-                      const std::int8_t* wp, std::size_t kg, std::size_t n, std::size_t N,
+                      const std::uint8_t* wp, std::size_t kg, std::size_t n, std::size_t N,
                       const U8Epilogue& ep) {
   if constexpr (R > 1) {
     if (nr < R) return tile_rows<Micro, kBits, R - 1>(nr, nc, a, lda, m, wp, kg, n, N, ep);
@@ -45,9 +46,9 @@ inline void tile_rows(int nr, int nc, const std::uint8_t* a, std::size_t lda, st
 
 template <class Micro, bool kBits>
 void u8_loop(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t rows,
-             const std::int8_t* wp, std::size_t kg, std::size_t b0, std::size_t b1, std::size_t N,
+             const std::uint8_t* wp, std::size_t kg, std::size_t b0, std::size_t b1, std::size_t N,
              const U8Epilogue& ep) {
-  const std::size_t bstride = kg * 4 * kU8Block;  // bytes per weight block
+  const std::size_t bstride = Micro::block_bytes(kg);  // bytes per weight block
   constexpr std::size_t kR = Micro::kRows, kC = Micro::kCols;
   // Columns outer: a column tile's weights (kCols · 64 · kg bytes) stay in L1/L2 while the row
   // tiles of the task (a few tens of KiB of A, in L2) stream past them.
@@ -63,13 +64,17 @@ void u8_loop(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t
 
 template <class Micro>
 void u8_entry(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t rows,
-              const std::int8_t* wp, std::size_t kg, std::size_t b0, std::size_t b1,
-              std::size_t N, const U8Epilogue& ep) {
+              const void* w, std::size_t kg, std::size_t b0, std::size_t b1, std::size_t N,
+              const U8Epilogue& ep) {
+  const auto* wp = static_cast<const std::uint8_t*>(w);
   if (ep.bits)
     u8_loop<Micro, true>(a, lda, m0, rows, wp, kg, b0, b1, N, ep);
   else
     u8_loop<Micro, false>(a, lda, m0, rows, wp, kg, b0, b1, N, ep);
 }
+
+// Bytes of one int8 weight block (kernel.h): kg lines of 64 bytes.
+inline std::size_t int8_block_bytes(std::size_t kg) { return kg * 4 * kU8Block; }
 
 }  // namespace BN_U8_NS
 }  // namespace binarynet

@@ -17,6 +17,11 @@
 // VPDPBUSD whose other operand is 4 bytes of one A row broadcast to the 16 lanes. Zero weights
 // past K make the A bytes there irrelevant (they only need to be readable).
 //
+// Batch 1 to 3 are bound by the weights' traffic (4 MiB of int8 per 1024×4096 layer), so they
+// read a bit copy instead, 8× smaller: mask word wm[b·kg + g] has bit 4j + i set iff
+// w[16b + j][4g + i] = −1 (same order as the bytes of one line). The AVX-512 kernel expands a
+// mask to bytes 0 / −1 (VPMOVM2B), VPDPBUSD then gives t = −Σ_{w=−1} p, and s = Σ p + 2t.
+//
 // Epilogue: int32 s, or the threshold bit (bit 0 = +1 iff lo[n] ≤ s ≤ hi[n]) packed like every
 // activation (bit n of row m at bit n % 64 of word n / 64; bits past N zero).
 #pragma once
@@ -42,14 +47,16 @@ struct U8Epilogue {
 };
 
 // Output rows [m0, m0 + rows) × weight blocks [b0, b1) (columns [16·b0, min(N, 16·b1))).
-// Row r of A (output row m0 + r) is at a + r·lda and has 4·kg readable bytes.
+// Row r of A (output row m0 + r) is at a + r·lda and has 4·kg readable bytes, zero past K.
+// `w` is the kernel's weight layout: int8 blocks (wp), or masks (wm) for a mask kernel.
 using U8Fn = void (*)(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t rows,
-                      const std::int8_t* wp, std::size_t kg, std::size_t b0, std::size_t b1,
+                      const void* w, std::size_t kg, std::size_t b0, std::size_t b1,
                       std::size_t N, const U8Epilogue& ep);
 
 // Defined in the kernels' own translation units (u8gemm/*.cc).
 U8Fn u8_portable_kernel();
-U8Fn u8_avx2_kernel();    // only call after the CPU check in dispatch.cc (AVX2)
-U8Fn u8_avx512_kernel();  // only call after the CPU check in dispatch.cc (AVX-512 BW + VNNI)
+U8Fn u8_avx2_kernel();         // only call after the CPU check in dispatch.cc (AVX2)
+U8Fn u8_avx512_kernel();       // only call after the CPU check in dispatch.cc (AVX-512 BW + VNNI)
+U8Fn u8_avx512_mask_kernel();  // the same, on the masks wm; at most 3 rows per call
 
 }  // namespace binarynet
