@@ -420,6 +420,71 @@ def print_table(title: str, res: dict, images: int | None = None, ref: str = "en
         print(line)
 
 
+def _md_time(s: float) -> str:
+    return f"{s * 1e6:.0f} µs" if s < 1e-3 else f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def markdown(results: dict) -> str:
+    """The summary tables in Markdown (median wall time; the engine's speed-up in brackets)."""
+    cols = [
+        ("torch binary fp32", "torch fp32, binary model"),
+        ("torch float fp32", "torch fp32, float model"),
+        ("torch float bf16", "torch bf16"),
+        ("torch dynamic int8", "torch dynamic int8"),
+        ("torch static int8 onednn", "torch static int8 (oneDNN)"),
+    ]
+    lines = [
+        "| workload (uint8 in → classes out) | threads | engine | "
+        + " | ".join(title for _, title in cols)
+        + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
+
+    def row(label: str, t: str, res: dict) -> None:
+        eng = res["engine"]["median_s"]
+        cells = [
+            f"{_md_time(res[k]['median_s'])} ({res[k]['median_s'] / eng:.1f}×)" if k in res else "—"
+            for k, _ in cols
+        ]
+        lines.append(f"| {label} | {t} | {_md_time(eng)} | " + " | ".join(cells) + " |")
+
+    for batch in ("256", "1"):
+        for t, res in results["mlp"][batch].items():
+            row(f"MNIST MLP 784-4096×3-10, batch {batch}", t, res)
+    for t, res in results["convnet"].items():
+        row("CIFAR-10 ConvNet, batch 64", t, res)
+    gemm = results["gemm"]["by_threads"]
+    lines += [
+        "",
+        "| binary GEMM 256×4096×4096 | threads | engine `bgemm` | binary MAC/s | "
+        "torch fp32 `F.linear` |",
+        "|---|---|---|---|---|",
+    ]
+    for t, res in gemm.items():
+        e, f = res["engine bgemm"], res["torch fp32 F.linear"]
+        rate = f"{e['gmacs_median'] / 1e3:.2f} × 10¹² (best {e['gmacs_best'] / 1e3:.2f}"
+        rate += f", by CPU time {e['gmacs_cpu'] / 1e3:.2f})" if "gmacs_cpu" in e else ")"
+        speed = f"{_md_time(f['median_s'])} ({f['median_s'] / e['median_s']:.1f}×)"
+        lines.append(f"| | {t} | {_md_time(e['median_s'])} | {rate} | {speed} |")
+    if "1" in gemm and "2" in gemm:
+        scale = gemm["1"]["engine bgemm"]["median_s"] / gemm["2"]["engine bgemm"]["median_s"]
+        lines.append(f"\nTwo threads vs one on the GEMM: {scale:.2f}×.")
+    size, mem = results["size"], results["memory"]
+    lines.append(
+        f"\nSizes: MNIST MLP `.bnn` {size['mlp_bnn_bytes'] / 1e6:.2f} MB vs float32 state_dict "
+        f"{size['mlp_state_dict_bytes'] / 1e6:.1f} MB "
+        f"(1/{size['mlp_state_dict_bytes'] / size['mlp_bnn_bytes']:.1f}); ConvNet "
+        f"{size['convnet_bnn_bytes'] / 1e6:.2f} MB vs {size['convnet_state_dict_bytes'] / 1e6:.1f}"
+        f" MB (1/{size['convnet_state_dict_bytes'] / size['convnet_bnn_bytes']:.1f}). Engine peak "
+        f"RSS (fresh process, no torch): MLP at batch 256 "
+        f"{mem['mlp_batch_256']['peak_rss'] / 2**20:.0f} MiB "
+        f"(+{mem['mlp_batch_256']['engine_bytes'] / 2**20:.0f} MiB over the interpreter + NumPy), "
+        f"ConvNet at batch 64 {mem['convnet_batch_64']['peak_rss'] / 2**20:.0f} MiB "
+        f"(+{mem['convnet_batch_64']['engine_bytes'] / 2**20:.0f} MiB)."
+    )
+    return "\n".join(lines)
+
+
 def targets(results: dict) -> list[dict]:
     """The acceptance targets, each with the measured value and whether it is met."""
     out = []
@@ -498,6 +563,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=7, help="timing rounds per table (default 7)")
     p.add_argument("--quick", action="store_true", help="3 rounds")
     p.add_argument("--out", type=Path, default=RESULTS / "engine.json")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the Markdown tables")
     args = p.parse_args()
     rounds = 3 if args.quick else args.rounds
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -641,9 +707,14 @@ def main() -> None:
         f"\nLoad average at start / end: {info['load_average'][0]:.2f} / "
         f"{results['cpu']['load_average_end'][0]:.2f}; {results['seconds']:.0f} s"
     )
+    md = markdown(results)
+    print("\nMarkdown:\n\n" + md)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
+    if args.markdown:
+        args.markdown.write_text(md + "\n")
+        print(f"wrote {args.markdown}")
 
 
 if __name__ == "__main__":
