@@ -303,9 +303,14 @@ def test_engine_is_bit_exact(name: str, kernel: str) -> None:
         if bias is not None:
             value = value + bias
         assert np.array_equal(value, out), f"layer {i}: {np.sum(value != out)} values differ"
-    # Batch 1 gives the same, for a few single images.
+    # Batch 1 gives the same, for a few single images, and so do batches of 2 and 3 (batches
+    # below 4 take the kernels' batch-1 paths: prepared panels, u8 weight masks).
     for j in (0, len(x) // 2, len(x) - 1):
         assert np.array_equal(model.scores(x[j : j + 1]), expected[j : j + 1])
+    for n in (2, 3):
+        assert np.array_equal(model.scores(x[-n:]), expected[-n:])
+        for y_small, y_full in zip(model.preactivations(x[-n:]), pre, strict=True):
+            assert np.array_equal(y_small, y_full[-n:])
 
 
 @pytest.mark.parametrize("name", [c for c in CASES if "stressed" in c])
