@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import glob
+import os
 from pathlib import Path
 
 import pytest
+
+# Triton reads TRITON_INTERPRET when it is first imported, and torch may import it early (any
+# test touching torch._dynamo does). Without an NVIDIA device, decide now — before any test module
+# imports torch — that Triton runs under its CPU interpreter, so the GPU kernel tests work
+# whatever ran before them. (Checked without importing torch: the device nodes.)
+if not glob.glob("/dev/nvidia[0-9]*"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
