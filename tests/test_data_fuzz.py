@@ -332,6 +332,34 @@ def test_damaged_jpeg_member(tmp_path: Path, data_, which: int) -> None:
     assert splits.train.images.shape == (2, 32, 32, 3)
 
 
+def test_jpeg_member_claiming_a_huge_size(tmp_path: Path) -> None:
+    """A damaged frame header claiming 65 000 × 65 000 pixels: Pillow raised its
+    DecompressionBombError, which did not name the file."""
+    blob = bytearray(_jpeg(np.random.default_rng(7)))
+    at = blob.find(b"\xff\xc0") + 5
+    blob[at : at + 4] = struct.pack(">HH", 65000, 65000)
+    root = tmp_path / "jpeg"
+    members = _jpeg_copy(root, bytes(blob), 2)
+    with pytest.raises(ValueError, match="cannot decode the JPEG") as info:
+        data.load_cifar10(root, n_valid=1)
+    _names_the_file(info.value, root / data.CIFAR10_JPEG_ARCHIVE, members[2])
+
+
+@pytest.mark.parametrize(
+    "dims", [[1] * 65, [0, 2**31, 2**31, 2**31]], ids=["65-dims", "huge-empty"]
+)
+def test_idx_dims_that_cannot_be_an_array(tmp_path: Path, dims: list[int]) -> None:
+    """NumPy's own message ("maximum supported dimension", "array is too big") did not name
+    the file."""
+    path = tmp_path / "x.idx"
+    path.write_bytes(bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + b"\7")
+    payload = 1 if 0 not in dims else 0
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) - 1 + payload])
+    with pytest.raises(ValueError, match="cannot be a NumPy array") as info:
+        data.read_idx(path)
+    _names_the_file(info.value, path)
+
+
 @fuzz_settings
 @given(st.data())
 def test_damaged_jpeg_archive(tmp_path: Path, data_) -> None:

@@ -265,6 +265,32 @@ def test_random_models_batches_and_threads(tmp_path_factory, data) -> None:
 # --------------------------------------------------------------------------------------------
 # The compiled kernels' arguments
 # --------------------------------------------------------------------------------------------
+
+
+def test_misaligned_arrays_are_refused() -> None:
+    """A view at an odd byte offset was read as uint64 (undefined behaviour, found by UBSan)."""
+    buf = np.zeros(8 * 4 + 1, np.uint8)
+    a = np.frombuffer(buf.data, dtype=np.uint64, offset=1, count=4).reshape(2, 2)
+    assert not a.flags.aligned and a.flags.c_contiguous
+    with pytest.raises(ValueError, match=r"bgemm: a must be aligned to 8 bytes"):
+        K.bgemm(a, np.zeros((3, 2), np.uint64), 100)
+    lo = np.frombuffer(buf.data, dtype=np.int32, offset=1, count=3)
+    with pytest.raises(ValueError, match=r"lo must be aligned to 4 bytes"):
+        K.bgemm_threshold(np.zeros((2, 2), np.uint64), np.zeros((3, 2), np.uint64), 100, lo, lo)
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, -(2**63) - 1, 10**30])
+def test_huge_stride_and_padding_ints_are_value_errors(value) -> None:
+    """Ints beyond 64 bits raised RuntimeError (std::bad_cast) from the pair parser."""
+    x = np.zeros((1, 5, 5, 1), np.uint64)
+    w = np.zeros((2, 3, 3, 1), np.uint64)
+    for stride, padding in [(value, 1), (1, value), ((1, value), 1), (1, (value, 0))]:
+        with pytest.raises(ValueError, match="values must be in"):
+            K.bconv2d(x, w, 10, stride, padding)
+    with pytest.raises(ValueError, match="values must be in"):
+        K.im2col_u8(np.zeros((1, 5, 5, 1), np.uint8), 3, 3, value, 1, 0)
+
+
 #
 # Each strategy draws a *valid* call (sizes around the word and tile boundaries, empty
 # operands, padding bits zero) in any memory layout, then, half the time, breaks one thing:

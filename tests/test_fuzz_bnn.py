@@ -429,3 +429,14 @@ def test_wide_padding_is_not_quadratic() -> None:
     out = _kernels.bconv2d(x, w, 1, 1, (65536, 0), kernel=KERNELS[-1], threads=1)
     assert out.shape == (1, 131073, 1, 1) and out.sum() == 1
     assert time.perf_counter() - t < 1.0 * (5 if UNDER_ASAN else 1)
+
+
+def test_a_preprocessor_that_cannot_take_the_input_is_refused() -> None:
+    """A flat-feature model with the (image-only) ``pixels`` preprocessor loaded, then every
+    ``scores()`` failed inside the preprocessor."""
+    for seed in range(1000):
+        graph, tensors = bm.random_model(bm.RngChooser(np.random.default_rng(seed)))
+        if graph["input"]["layout"] == "NF":
+            break
+    graph["preprocess"] = {"kind": "pixels", "version": 1}
+    _refused(bm.seal(graph, tensors), r"preprocess: it cannot take the model's input \[\d+\]")
