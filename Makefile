@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc src -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: test demo bench lint clean
+.PHONY: test demo bench lint clean sanitize
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(VENV)/.installed: $(BIN)/python $(SOURCES)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# The kernels built with ASan + UBSan, their tests under the sanitizers, and a bounded fuzzing
+# run of the .bnn loader (tools/sanitize.sh; FUZZ_SECONDS=0 skips the fuzzing).
+sanitize: $(VENV)/.installed
+	tools/sanitize.sh $(BIN)/python
 
 demo: $(VENV)/.installed
 	rm -rf runs/demo
