@@ -6,7 +6,8 @@
 ``speed`` times training steps of four networks of the same shape (784 → 3 × hidden → 10,
 batch 100) side by side, in interleaved rounds so that machine noise hits all of them alike:
 
-    binary-bf16   BinaryLinear + shift BN + shift AdaMax, matmuls in bfloat16 (±1 exact)
+    binary-bf16   BinaryLinear + shift BN + stochastic binary units + shift AdaMax, matmuls in
+                  bfloat16 (±1 exact)
     binary-fp32   the same with float32 matmuls
     float32-adam  nn.Linear + BatchNorm1d + ReLU, Adam, float32 (the baseline)
 
@@ -39,7 +40,7 @@ TRAIN_IMAGES = 50_000
 def _networks(hidden: int) -> dict[str, tuple[torch.nn.Module, torch.optim.Optimizer, bool]]:
     nets = {}
     for name, dtype in (("binary-bf16", torch.bfloat16), ("binary-fp32", torch.float32)):
-        model = set_compute_dtype(mnist_mlp(hidden, 3, shift_bn=True), dtype)
+        model = set_compute_dtype(mnist_mlp(hidden, 3, shift_bn=True, stochastic=True), dtype)
         nets[name] = (model, ShiftAdaMax(param_groups(model, 2.0**-10, pow2=True)), True)
     model = float_mlp(hidden, 3)
     nets["float32-adam"] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), False)
@@ -117,7 +118,7 @@ def train(args: argparse.Namespace) -> dict:
         lr_halve_every=args.halve_every,
         seed=args.seed,
         threads=args.threads,
-        model_kwargs={"hidden": args.hidden},
+        model_kwargs={"hidden": args.hidden, "stochastic": not args.deterministic},
     )
     out = Path(args.out)
     trainer = Trainer(cfg, load_mnist(args.data_dir), out, progress=not args.no_progress)
@@ -155,6 +156,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--halve-every", type=int, default=None)
     p.add_argument("--hidden", type=int, default=2048)
+    p.add_argument("--deterministic", action="store_true", help="deterministic hidden units")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="runs/bench-mnist-mlp")

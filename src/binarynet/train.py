@@ -145,11 +145,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         "batch_size": 100,
         "epochs": 1000,
     },
-    # Torch7 code: 3 × 2048, shift-based BN, shift-based AdaMax with power-of-two Glorot scales,
-    # learning rate halved every k epochs, batch 100.
+    # Torch7 code: 3 × 2048, shift-based BN, stochastic binary hidden units (its default
+    # stcNeurons=true), shift-based AdaMax with power-of-two Glorot scales, learning rate halved
+    # every k epochs, batch 100.
     "mnist-torch7": {
         "model": "mnist-mlp",
-        "model_kwargs": {"hidden": 2048, "depth": 3, "shift_bn": True},
+        "model_kwargs": {"hidden": 2048, "depth": 3, "shift_bn": True, "stochastic": True},
         "optimizer": "shift-adamax",
         "lr": 2.0**-10,
         "lr_halve_every": 10,
