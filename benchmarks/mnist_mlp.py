@@ -3,7 +3,7 @@
     python benchmarks/mnist_mlp.py speed [--hidden 2048] [--batches 100] [--rounds 3]
     python benchmarks/mnist_mlp.py train --data-dir ../shared/data/mnist [--epochs 100] [--out DIR]
 
-``speed`` times training steps of four networks of the same shape (784 → 3 × hidden → 10,
+``speed`` times training steps of three networks of the same shape (784 → 3 × hidden → 10,
 batch 100) side by side, in interleaved rounds so that machine noise hits all of them alike:
 
     binary-bf16   BinaryLinear + shift BN + stochastic binary units + shift AdaMax, matmuls in
