@@ -42,11 +42,11 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+with atheris.instrument_imports(include=["binarynet"]):  # first: before anything imports it
+    from binarynet import bnnfile, engine  # noqa: F401  (instrumented for coverage)
+
 import bnn_models as bm  # not instrumented: atheris's comparison hook keeps NumPy arrays alive
 import numpy as np
-
-with atheris.instrument_imports(include=["binarynet"]):
-    from binarynet import bnnfile, engine  # noqa: F401  (instrumented for coverage)
 
 _SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # a file in memory: fast writes
 _DIR = Path(tempfile.mkdtemp(prefix="fuzz-bnn-", dir=_SHM))
