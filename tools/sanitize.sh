@@ -82,7 +82,7 @@ fuzz() {
   fi
 }
 
-if [ "$FUZZ_SECONDS" -gt 0 ]; then
+if [ "$FUZZ_SECONDS" -gt 0 ]; then  # (libFuzzer reads -max_total_time=0 as "no limit")
   if "$PY" -c 'import atheris' 2>/dev/null ||
     timeout 180 "$PY" -m pip install --quiet --disable-pip-version-check atheris; then
     rm -rf "$OUT/fuzz" && mkdir -p "$OUT/fuzz/crashes"
@@ -93,7 +93,7 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     # b. The grown corpus, mutated further, through the sanitized kernels. libasan provides
     #    the coverage callbacks here instead of libFuzzer, so this run has no coverage feedback
     #    (atheris warns about it): it is mutation fuzzing of (a)'s corpus under ASan + UBSan.
-    fuzz sanitized "$FUZZ_ASAN_SECONDS" run
+    if [ "$FUZZ_ASAN_SECONDS" -gt 0 ]; then fuzz sanitized "$FUZZ_ASAN_SECONDS" run; fi
   else
     say "atheris could not be installed: fuzzing step SKIPPED (the hypothesis fuzzing ran)"
   fi
