@@ -83,13 +83,14 @@ import math
 import os
 import struct
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from binarynet.atomic import atomic_write_bytes
 
 __all__ = [
     "FORMAT",
@@ -847,18 +848,7 @@ def save(
 
     metadata = {GRAPH_KEY: graph_text, CHECKSUM_KEY: _checksum(graph_text, arrays)}
     data = safetensors.numpy.save(arrays, metadata=metadata)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, lambda f: f.write(data))
     return len(data)
 
 

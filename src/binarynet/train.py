@@ -36,7 +36,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from binarynet import data as datasets
-from binarynet.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from binarynet.atomic import atomic_write_bytes
+from binarynet.checkpoint import load_checkpoint, save_checkpoint
 from binarynet.distributed import Dist, setup
 from binarynet.filters import latent_signs, sign_flip_fractions
 from binarynet.losses import square_hinge_loss

@@ -1,0 +1,46 @@
+"""Atomic file writes: a process killed at any instant leaves either the old file or the new one.
+
+The content goes to a temporary file in the target's directory, is flushed and fsync'ed, then
+renamed over the target with :func:`os.replace` (atomic on POSIX), and the directory is fsync'ed
+so that the rename itself is durable. Used for checkpoints, metrics and ``.bnn`` files. NumPy-
+and torch-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write_bytes"]
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem allows opening a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Create ``path`` atomically: ``write(file_object)`` fills a temporary file that replaces
+    ``path`` only once it is complete and on disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
