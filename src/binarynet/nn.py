@@ -25,7 +25,7 @@ evaluation-mode forward always runs in float32 and is exact.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -292,6 +292,29 @@ class _ExactEvalBatchNorm(_BatchNorm):
         scale, shift = self.eval_affine()
         return x * self._channel_view(scale, x) + self._channel_view(shift, x)
 
+    def _normalize_batch(
+        self,
+        x: torch.Tensor,
+        variance_term: Callable[[torch.Tensor], torch.Tensor],
+        rounded: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Training forward with batch statistics:
+        y = C · rounded(1/√(mean(variance_term(C)) + ε)) · rounded(γ) + β with C = x − mean(x),
+        updating the running statistics. Standard BN: variance_term = C², rounded = identity;
+        shift BN (Algorithm 3): variance_term = C·AP2(C), rounded = AP2."""
+        dims = self._stats_dims(x)
+        mean, m = self._batch_mean(x, dims)
+        centred = x - self._channel_view(mean, x)
+        var, _ = self._batch_mean(variance_term(centred), dims)
+        y = centred * self._channel_view(rounded(torch.rsqrt(var + self.eps)), x)
+        if self.weight is not None:
+            y = y * self._channel_view(rounded(self.weight), x)
+        if self.bias is not None:
+            y = y + self._channel_view(self.bias, x)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(mean.detach(), var.detach(), m)
+        return y
+
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
         """torch.nn.BatchNorm's update: running ← (1 − momentum)·running + momentum·batch, with
@@ -329,18 +352,7 @@ class BatchNorm1d(_ExactEvalBatchNorm):
         if not self._synced():
             return super().forward(x)
         # Global-batch statistics: the textbook batch norm with all-reduced moments.
-        dims = self._stats_dims(x)
-        mean, m = self._batch_mean(x, dims)
-        centred = x - self._channel_view(mean, x)
-        var, _ = self._batch_mean(centred.square(), dims)
-        y = centred * self._channel_view(torch.rsqrt(var + self.eps), x)
-        if self.weight is not None:
-            y = y * self._channel_view(self.weight, x)
-        if self.bias is not None:
-            y = y + self._channel_view(self.bias, x)
-        if self.training and self.track_running_stats:
-            self._update_running_stats(mean.detach(), var.detach(), m)
-        return y
+        return self._normalize_batch(x, torch.square, lambda v: v)
 
 
 class BatchNorm2d(BatchNorm1d):
@@ -392,24 +404,12 @@ class ShiftBatchNorm1d(_ExactEvalBatchNorm):
         self._check_input_dim(x)
         if not self._uses_batch_stats():
             return self._eval_forward(x)
-        dims = self._stats_dims(x)
         if x.numel() // x.shape[1] < 2 and not self._synced():
             raise ValueError(
                 f"{type(self).__name__}: training needs more than 1 value per channel, got input "
                 f"of shape {tuple(x.shape)}"
             )
-        mean, m = self._batch_mean(x, dims)
-        centred = x - self._channel_view(mean, x)
-        var, _ = self._batch_mean(centred * ap2_ste(centred), dims)
-        inv_std = ap2_ste(torch.rsqrt(var + self.eps))
-        y = centred * self._channel_view(inv_std, x)
-        if self.weight is not None:
-            y = y * self._channel_view(ap2_ste(self.weight), x)
-        if self.bias is not None:
-            y = y + self._channel_view(self.bias, x)
-        if self.training and self.track_running_stats:
-            self._update_running_stats(mean.detach(), var.detach(), m)
-        return y
+        return self._normalize_batch(x, lambda c: c * ap2_ste(c), ap2_ste)
 
 
 class ShiftBatchNorm2d(ShiftBatchNorm1d):
