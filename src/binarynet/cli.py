@@ -93,8 +93,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"error: cannot resume: {config_path} does not exist", file=sys.stderr)
             return 2
         saved = json.loads(config_path.read_text())
-        if args.epochs:  # the only setting that may change on resume: train longer
+        # What may change on resume: how long to train, and how (threads, progress bar).
+        if args.epochs:
             saved["epochs"] = args.epochs
+        if args.threads:
+            saved["threads"] = args.threads
         cfg = TrainConfig(**saved)
     else:
         model_kwargs = {
