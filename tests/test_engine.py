@@ -684,7 +684,7 @@ def test_eval_command_errors(capsys) -> None:
 
     path = str(get_case("cifar-fresh-std").path)
     assert main(["eval", path, "--dataset", "cifar10"]) == 2
-    assert "needs --data-dir" in capsys.readouterr().err
+    assert "needs a data directory" in capsys.readouterr().err
     assert main(["eval", path]) == 2  # MNIST images into a 32×32×3 model
     assert "expected images of shape ['N', 32, 32, 3]" in capsys.readouterr().err
 

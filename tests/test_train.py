@@ -292,5 +292,5 @@ def test_gcn_zca_preprocessor_is_fitted_on_train_and_saved(tmp_path):
 def test_colour_dataset_needs_a_data_dir():
     from binarynet.train import load_splits
 
-    with pytest.raises(ValueError, match="needs --data-dir"):
+    with pytest.raises(ValueError, match="needs a data directory"):
         load_splits(convnet_config())

@@ -196,6 +196,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         help="default: the dataset the model was trained on (from the file), else mnist",
     )
     p.add_argument("--split", choices=["test", "valid", "train"], default="test")
+    p.add_argument("--cache-dir", help="where to cache decoded images (the CIFAR-10 JPEG copy)")
     p.add_argument("--threads", type=_positive_int, help="kernel threads (default: all cores)")
     p.set_defaults(func=_cmd_eval)
 
@@ -208,16 +209,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     model = engine.load(args.model, threads=args.threads)
     dataset = args.dataset or model.graph.provenance.get("dataset") or "mnist"
-    if dataset == "mnist":
-        splits = (
-            datasets.mnist_sample() if args.data_dir is None else datasets.load_mnist(args.data_dir)
-        )
-    elif args.data_dir is None:
-        raise ValueError(f"dataset {dataset!r} needs --data-dir (only MNIST is bundled)")
-    elif dataset == "cifar10":
-        splits = datasets.load_cifar10(args.data_dir)
-    else:
-        splits = datasets.load_svhn(args.data_dir)
+    splits = datasets.load_dataset(dataset, args.data_dir, cache_dir=args.cache_dir)
     split = getattr(splits, args.split)
     if splits.n_classes != model.num_classes:
         raise ValueError(

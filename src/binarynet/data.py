@@ -1341,3 +1341,25 @@ def _gather_svhn(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Spli
             start += len(idx)
     labels = np.concatenate([y[mask] for _, y, mask in parts])
     return Split(images, labels)
+
+
+DATASETS = ("mnist", "cifar10", "svhn")
+
+
+def load_dataset(
+    name: str, data_dir: PathLike | None = None, *, cache_dir: PathLike | None = None
+) -> Splits:
+    """One of :data:`DATASETS` by name: MNIST from ``data_dir`` (the bundled sample when None),
+    CIFAR-10 (python batches or the JPEG copy, decoded images cached in ``cache_dir``) or SVHN
+    (.mat files) from ``data_dir``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+    if name == "mnist":
+        return mnist_sample() if data_dir is None else load_mnist(data_dir)
+    if data_dir is None:
+        raise ValueError(
+            f"dataset {name!r} needs a data directory (data_dir, --data-dir); only MNIST is bundled"
+        )
+    if name == "cifar10":
+        return load_cifar10(data_dir, cache_dir=cache_dir)
+    return load_svhn(data_dir)

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "shift-adamax")
-DATASETS = ("mnist", "cifar10", "svhn")
+DATASETS = datasets.DATASETS
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 
 
@@ -240,15 +240,7 @@ def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
 def load_splits(cfg: TrainConfig) -> datasets.Splits:
     """The dataset of ``cfg``: MNIST from ``data_dir`` (the bundled sample when None),
     CIFAR-10 (python batches or the JPEG copy) or SVHN (.mat files) from ``data_dir``."""
-    if cfg.dataset == "mnist":
-        if cfg.data_dir is None:
-            return datasets.mnist_sample()
-        return datasets.load_mnist(cfg.data_dir)
-    if cfg.data_dir is None:
-        raise ValueError(f"dataset {cfg.dataset!r} needs --data-dir (only MNIST is bundled)")
-    if cfg.dataset == "cifar10":
-        return datasets.load_cifar10(cfg.data_dir, cache_dir=cfg.cache_dir)
-    return datasets.load_svhn(cfg.data_dir)
+    return datasets.load_dataset(cfg.dataset, cfg.data_dir, cache_dir=cfg.cache_dir)
 
 
 def preprocessor_state_to_torch(state: dict[str, Any]) -> dict[str, Any]:
