@@ -294,3 +294,21 @@ def test_colour_dataset_needs_a_data_dir():
 
     with pytest.raises(ValueError, match="needs a data directory"):
         load_splits(convnet_config())
+
+
+def test_signal_during_evaluation_stops_at_the_epoch_boundary(tmp_path, small_splits):
+    import binarynet.train as train_module
+
+    trainer = Trainer(tiny_config(epochs=3), small_splits, tmp_path, progress=False)
+    evaluate_split = trainer._evaluate
+
+    def evaluate_then_signal(images, labels):
+        result = evaluate_split(images, labels)
+        trainer.stop.signal = signal.SIGINT  # as if Ctrl-C came during the evaluation
+        return result
+
+    trainer._evaluate = evaluate_then_signal
+    summary = trainer.run()
+    assert summary["interrupted"] and trainer.epoch == 1 and trainer.batch == 0
+    state = train_module.load_checkpoint(tmp_path / "last.pt")
+    assert (state["epoch"], state["batch"]) == (1, 0)

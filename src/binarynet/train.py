@@ -692,6 +692,15 @@ class Trainer:
             last_save = time.monotonic()
             if self.dist.is_main:
                 tqdm.write(_epoch_line(row))  # one line per epoch, with or without the bar
+            # A signal that arrived during the end-of-epoch evaluation stops here: last.pt was
+            # just written at the epoch boundary.
+            (stop,) = self.dist.all_reduce_sum([float(self.stop.signal is not None)])
+            if stop and self.epoch < cfg.epochs:
+                tqdm.write(
+                    f"stopped by a signal after epoch {self.epoch}; state saved to "
+                    f"{self.out_dir / 'last.pt'} (continue with --resume)"
+                )
+                return True
         return False
 
     def _summary(self, interrupted: bool) -> dict[str, Any]:
