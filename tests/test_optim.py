@@ -135,3 +135,119 @@ def test_latent_weights_stay_in_unit_interval_after_every_step(opt_name):
             assert layer.weight.abs().max() <= 1.0
             saturated += int((layer.weight.abs() == 1.0).sum())
     assert saturated > 0  # the clip was actually exercised
+
+
+def _run_shift_adamax(fused, params, grads, **kwargs):
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    opt = ShiftAdaMax(params, fused=fused, **kwargs)
+    for step_grads in grads:
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+    return params, opt
+
+
+def _grad_steps(shapes, steps, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for t in range(steps):
+        step = []
+        for shape in shapes:
+            scale = 10.0 ** int(torch.randint(-6, 2, (), generator=gen))
+            g = torch.randn(shape, generator=gen) * scale
+            flat = g.view(-1)
+            flat[:3] = 0.0  # elements whose gradient is zero (v stays below ε)
+            if t == 2:
+                flat[3:4] = 1e-30  # tiny gradients: v of order 1e-30 against ε = 2⁻⁴⁰
+            step.append(g)
+        out.append(step)
+    return out
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_kernel_equals_torch_operations_bit_for_bit(maximize, threads):
+    # The compiled one-pass update rounds exactly as the torch operations it replaces.
+    shapes = [(300, 257), (70_001,), (4, 3, 3, 3), (0,), (1,)]
+    gen = torch.Generator().manual_seed(1)
+    params = [torch.rand(s, generator=gen) * 2 - 1 for s in shapes]
+    grads = _grad_steps(shapes, 6)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ref, ref_opt = _run_shift_adamax(False, params, grads, lr=2.0**-6, maximize=maximize)
+        got, got_opt = _run_shift_adamax(True, params, grads, lr=2.0**-6, maximize=maximize)
+    finally:
+        torch.set_num_threads(previous)
+    for a, b, pa, pb in zip(ref, got, ref_opt.state.values(), got_opt.state.values(), strict=True):
+        assert torch.equal(a, b)
+        assert torch.equal(pa["exp_avg"], pb["exp_avg"])
+        assert torch.equal(pa["exp_inf"], pb["exp_inf"])
+    assert any(
+        not torch.equal(p, q) for p, q in zip(params, got, strict=True)
+    )  # the step did something
+
+
+def test_fused_kernel_with_other_betas():
+    # 1 − β₁ not a power of two: the kernel uses fma as torch.lerp's vector path does; torch's
+    # scalar tail may round the last element differently, so allow one ulp.
+    shapes = [(1000,), (333,)]
+    params = [torch.rand(s) * 2 - 1 for s in shapes]
+    grads = _grad_steps(shapes, 4, seed=3)
+    for betas in [(0.9, 0.999), (0.3, 0.5)]:
+        ref, _ = _run_shift_adamax(False, params, grads, betas=betas)
+        got, _ = _run_shift_adamax(True, params, grads, betas=betas)
+        for a, b in zip(ref, got, strict=True):
+            torch.testing.assert_close(a, b, rtol=2**-22, atol=1e-30)
+
+
+def test_fused_default_uses_kernel_on_cpu_float32_and_torch_otherwise(monkeypatch):
+    from binarynet import _kernels
+
+    calls = []
+    kernel = _kernels.shift_adamax_step
+    monkeypatch.setattr(
+        _kernels, "shift_adamax_step", lambda *a, **k: calls.append(a[0].dtype) or kernel(*a, **k)
+    )
+    p32 = torch.zeros(10, requires_grad=True)
+    p64 = torch.zeros(10, dtype=torch.float64, requires_grad=True)
+    opt = ShiftAdaMax([p32, p64])  # fused=None: the kernel for p32, torch operations for p64
+    p32.grad = torch.ones(10)
+    p64.grad = torch.ones(10, dtype=torch.float64)
+    opt.step()
+    assert torch.equal(p32.detach(), p64.detach().float())
+    assert calls == [p32.detach().numpy().dtype]  # one call, for the float32 parameter
+    assert p32.detach()[0] == -(2.0**-10)  # −AP2(2⁻¹⁰ / (1 − 7/8)) · m / AP2(v), m = 1/8, v = 1
+    with pytest.raises(ValueError, match=r"float32 CPU parameters.*float64"):
+        strict = ShiftAdaMax([p64], fused=True)
+        p64.grad = torch.ones(10, dtype=torch.float64)
+        strict.step()
+    with pytest.raises(ValueError, match="fused must be None, True or False"):
+        ShiftAdaMax([p32], fused="yes")
+
+
+def test_fused_step_bumps_the_autograd_version():
+    # A graph that saved p before the step must notice that p changed, as with torch's in-place ops.
+    p = torch.ones(4, requires_grad=True)
+    opt = ShiftAdaMax([p], fused=True)
+    loss = (p * p).sum()
+    p.grad = torch.ones(4)
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_fused_kernel_argument_errors():
+    from binarynet import _kernels
+
+    a = torch.zeros(8).numpy()
+    good = dict(one_minus_beta1=0.125, beta2=0.999, eps=1e-8, step=0.01)
+    with pytest.raises(ValueError, match="grad must have 8 elements"):
+        _kernels.shift_adamax_step(a, torch.zeros(7).numpy(), a.copy(), a.copy(), **good)
+    with pytest.raises(ValueError, match="must not overlap"):
+        _kernels.shift_adamax_step(a, a.copy(), a, a.copy(), **good)
+    with pytest.raises(ValueError, match="exp_inf must be contiguous"):
+        big = torch.zeros(16).numpy()
+        _kernels.shift_adamax_step(a, a.copy(), a.copy(), big[::2], **good)
+    with pytest.raises(ValueError, match="beta2 must be in"):
+        _kernels.shift_adamax_step(a, a.copy(), a.copy(), a.copy(), **{**good, "beta2": 1.0})

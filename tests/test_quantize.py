@@ -84,3 +84,35 @@ def test_ap2_ste_passes_gradient_unchanged():
     assert y.tolist() == [4.0, -0.25]
     (y * torch.tensor([2.0, 5.0])).sum().backward()
     assert x.grad.tolist() == [2.0, 5.0]
+
+
+def test_sign_kernel_for_large_float32_tensors_equals_the_torch_formula():
+    # Latent weights above the kernel threshold go through the compiled one-pass sign; the
+    # values must be those of copysign(1, x + 0.0) everywhere, ±0, ±inf and signed NaNs included.
+    from binarynet import quantize
+
+    n = quantize._SIGN_KERNEL_MIN * 3 + 5
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, generator=gen)
+    special = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 1e-45, -1e-45])
+    x[: len(special)] = special
+    x[10] = float("nan")
+    x[11] = -float("nan")
+    expected = torch.copysign(torch.ones(()), x + 0.0)
+    for threads in (1, 2):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            block = x[: 3 * (n // 3)].view(3, -1)[:, :-2].contiguous()  # a 2-D tensor
+            got = sign(block).reshape(-1)
+            full = sign(x)
+        finally:
+            torch.set_num_threads(previous)
+        assert torch.equal(full.view(torch.int32), expected.view(torch.int32))
+        want = expected[: 3 * (n // 3)].view(3, -1)[:, :-2].reshape(-1)
+        assert torch.equal(got.view(torch.int32), want.view(torch.int32))
+    assert full[0] == 1 and full[1] == 1  # sign(+0) = sign(−0) = +1
+    # the STE still applies: gradient 1{|x| ≤ 1}
+    w = (torch.rand(n, generator=gen) * 4 - 2).requires_grad_(True)
+    sign(w).sum().backward()
+    assert torch.equal(w.grad, (w.detach().abs() <= 1).float())

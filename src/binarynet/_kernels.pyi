@@ -18,6 +18,26 @@ _I8 = npt.NDArray[np.int8]
 _Kernel = Literal["auto", "reference", "portable", "avx2", "avx512"] | str
 _Pair = int | tuple[int, int]
 
+_F32 = npt.NDArray[np.float32]
+
+def shift_adamax_step(
+    p: _F32,
+    grad: _F32,
+    exp_avg: _F32,
+    exp_inf: _F32,
+    *,
+    one_minus_beta1: float,
+    beta2: float,
+    eps: float,
+    step: float,
+    maximize: bool = False,
+    threads: int = 0,
+) -> None:
+    """Shift AdaMax (Algorithm 4) in place on float32 1-D arrays, one pass (training side)."""
+
+def sign_values(x: _F32, out: _F32, *, threads: int = 0) -> None:
+    """out = copysign(1, x + 0.0) on float32 1-D arrays (training side)."""
+
 def pack_signs(x: npt.NDArray[np.float32] | _I8) -> _U64:
     """[R, K] -> uint64 [R, ceil(K/64)]."""
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from binarynet import _kernels
 from binarynet.nn import BinaryConv2d, BinaryLinear, binary_layers
 from binarynet.quantize import ap2_positive_, ap2_scalar
 
@@ -78,6 +79,13 @@ class ShiftAdaMax(Optimizer):
         betas: (β₁, β₂).
         eps: lower bound of v in the denominator.
         maximize: maximize the objective instead of minimizing it.
+        fused: run the update of each CPU float32 parameter as one pass of the compiled kernel
+            ``binarynet._kernels.shift_adamax_step`` (the update is memory-bound: about a dozen
+            torch operations, each a pass over the tensor, become one). It rounds exactly as the
+            torch operations do, so results are identical (tested). ``None`` (default): the
+            kernel wherever it applies (CPU, float32, contiguous), torch operations elsewhere;
+            ``False``: torch operations everywhere; ``True``: the kernel, or an error for a
+            parameter it cannot take.
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class ShiftAdaMax(Optimizer):
         betas: tuple[float, float] = (1 - 2.0**-3, 1 - 2.0**-10),
         eps: float = 2.0**-40,
         maximize: bool = False,
+        fused: bool | None = None,
     ) -> None:
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise ValueError(
@@ -96,8 +105,11 @@ class ShiftAdaMax(Optimizer):
             raise ValueError(f"ShiftAdaMax: invalid betas {betas!r}; expected two values in [0, 1)")
         if not eps > 0:
             raise ValueError(f"ShiftAdaMax: invalid eps {eps!r}; expected a value > 0")
+        if fused not in (None, True, False):
+            raise ValueError(f"ShiftAdaMax: fused must be None, True or False, got {fused!r}")
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "maximize": maximize}
         super().__init__(params, defaults)
+        self.fused = fused
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
@@ -113,7 +125,6 @@ class ShiftAdaMax(Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("ShiftAdaMax does not support sparse gradients")
-                grad = -p.grad if group["maximize"] else p.grad
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float32)
@@ -122,9 +133,45 @@ class ShiftAdaMax(Optimizer):
                 state["step"] += 1
                 t = int(state["step"].item())
                 exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
+                step_size = ap2_scalar(group["lr"] / (1 - beta1**t))
+                if self._use_kernel(p, exp_avg, exp_inf):
+                    _kernels.shift_adamax_step(
+                        p.detach().view(-1).numpy(),
+                        p.grad.detach().view(-1).numpy(),
+                        exp_avg.view(-1).numpy(),
+                        exp_inf.view(-1).numpy(),
+                        one_minus_beta1=1 - beta1,
+                        beta2=beta2,
+                        eps=group["eps"],
+                        step=step_size,
+                        maximize=group["maximize"],
+                        threads=min(torch.get_num_threads(), 1024),
+                    )
+                    for tensor in (p, exp_avg, exp_inf):  # written behind autograd's back
+                        torch.autograd.graph.increment_version(tensor)
+                    continue
+                grad = -p.grad if group["maximize"] else p.grad
                 exp_avg.lerp_(grad, 1 - beta1)  # β₁·m + (1 − β₁)·g
                 torch.maximum(exp_inf.mul_(beta2), grad.abs(), out=exp_inf)
-                step_size = ap2_scalar(group["lr"] / (1 - beta1**t))
                 denom = ap2_positive_(exp_inf.clamp(min=group["eps"]))
                 p.addcdiv_(exp_avg, denom, value=-step_size)
         return loss
+
+    def _use_kernel(self, p: torch.Tensor, exp_avg: torch.Tensor, exp_inf: torch.Tensor) -> bool:
+        if self.fused is False:
+            return False
+        tensors = (p, p.grad, exp_avg, exp_inf)
+        ok = all(
+            t.device.type == "cpu"
+            and t.dtype == torch.float32
+            and t.is_contiguous()
+            and t.layout == torch.strided
+            for t in tensors
+        )
+        if self.fused and not ok:
+            raise ValueError(
+                "ShiftAdaMax(fused=True) takes contiguous float32 CPU parameters, gradients and "
+                f"state; got a {p.dtype} parameter of shape {tuple(p.shape)} on {p.device} "
+                f"(gradient {p.grad.dtype}, contiguous: {p.grad.is_contiguous()})"
+            )
+        return ok

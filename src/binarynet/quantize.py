@@ -31,6 +31,8 @@ import math
 
 import torch
 
+from binarynet import _kernels
+
 __all__ = [
     "ap2",
     "ap2_positive_",
@@ -61,9 +63,29 @@ def _saturating_backward(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten.hardtanh_backward(grad.to(x.dtype), x, -bound, bound)
 
 
+# Below this many elements the compiled one-pass sign is not worth its call overhead.
+_SIGN_KERNEL_MIN = 1 << 14
+
+
 def _sign_values(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     # copysign(1, x + 0.0): adding +0.0 turns −0.0 into +0.0, so sign(±0) = +1. Conversion to a
     # narrower float keeps the sign of every value (bfloat16 has float32's exponent range).
+    # For large CPU float32 tensors (latent weights) the compiled kernel computes the same values
+    # in one pass instead of three (the add, its allocation, the copysign).
+    if (
+        x.dtype == torch.float32
+        and dtype == torch.float32
+        and x.device.type == "cpu"
+        and x.numel() >= _SIGN_KERNEL_MIN
+        and x.is_contiguous()
+    ):
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        _kernels.sign_values(
+            x.detach().view(-1).numpy(),
+            out.view(-1).numpy(),
+            threads=min(torch.get_num_threads(), 1024),
+        )
+        return out
     src = x if x.dtype == dtype else x.to(dtype)
     return torch.copysign(torch.ones((), dtype=dtype, device=x.device), src + 0.0)
 
