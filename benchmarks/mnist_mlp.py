@@ -6,12 +6,17 @@
 ``speed`` times training steps of three networks of the same shape (784 → 3 × hidden → 10,
 batch 100) side by side, in interleaved rounds so that machine noise hits all of them alike:
 
-    binary-bf16   BinaryLinear + shift BN + stochastic binary units + shift AdaMax, matmuls in
-                  bfloat16 (±1 exact)
-    binary-fp32   the same with float32 matmuls
-    float32-adam  nn.Linear + BatchNorm1d + ReLU, Adam, float32 (the baseline)
+    binary-bf16          BinaryLinear + shift BN + stochastic binary units + shift AdaMax,
+                         matmuls in bfloat16 (±1 exact; fast only on CPUs with AVX-512 BF16 or
+                         AMX: ``--compute-dtype auto`` picks it there)
+    binary-fp32          the same with float32 matmuls (what ``auto`` picks elsewhere)
+    binary-fp32-unfused  binary-fp32 with ShiftAdaMax(fused=False): the update as torch ops
+    float32-adam         nn.Linear + BatchNorm1d + ReLU, torch.optim.Adam (its default
+                         implementation), float32: the baseline of the ratios
+    float32-adam-fused   the same with Adam(fused=True), torch's one-pass CPU Adam
 
-and reports the median time per step and per epoch (50 000 images). ``train`` runs the
+and reports the median time per step and per epoch (50 000 images), and which compute dtype
+``--compute-dtype auto`` picks on this CPU. ``train`` runs the
 mnist-torch7 recipe with :class:`binarynet.train.Trainer` (resumable: rerun the same command
 after an interruption) and reports the test error at the best validation epoch, per-epoch errors
 and the wall time. Both print a table and write JSON to ``benchmarks/results/``.
@@ -32,6 +37,7 @@ from binarynet.losses import square_hinge_loss
 from binarynet.models import float_mlp, mnist_mlp
 from binarynet.nn import clip_weights_, set_compute_dtype
 from binarynet.optim import ShiftAdaMax, param_groups
+from binarynet.train import resolve_compute_dtype
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAIN_IMAGES = 50_000
@@ -39,11 +45,20 @@ TRAIN_IMAGES = 50_000
 
 def _networks(hidden: int) -> dict[str, tuple[torch.nn.Module, torch.optim.Optimizer, bool]]:
     nets = {}
-    for name, dtype in (("binary-bf16", torch.bfloat16), ("binary-fp32", torch.float32)):
+    variants = (
+        ("binary-bf16", torch.bfloat16, None),
+        ("binary-fp32", torch.float32, None),
+        ("binary-fp32-unfused", torch.float32, False),
+    )
+    for name, dtype, fused in variants:
         model = set_compute_dtype(mnist_mlp(hidden, 3, shift_bn=True, stochastic=True), dtype)
-        nets[name] = (model, ShiftAdaMax(param_groups(model, 2.0**-10, pow2=True)), True)
+        opt = ShiftAdaMax(param_groups(model, 2.0**-10, pow2=True), fused=fused)
+        nets[name] = (model, opt, True)
     model = float_mlp(hidden, 3)
     nets["float32-adam"] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), False)
+    model = float_mlp(hidden, 3)
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    nets["float32-adam-fused"] = (model, adam, False)
     return nets
 
 
@@ -80,12 +95,15 @@ def speed(args: argparse.Namespace) -> dict:
             samples[name].append(_time_steps(model, opt, clip, x, y, args.batches))
     steps_per_epoch = TRAIN_IMAGES // args.batch
     base = statistics.median(samples["float32-adam"])
+    fused = statistics.median(samples["float32-adam-fused"])
+    auto = resolve_compute_dtype("auto", torch.device("cpu"))
     rows = []
     print(
         f"\nMNIST MLP 784-{args.hidden}x3-10, batch {args.batch}, "
         f"{torch.get_num_threads()} threads, median of {args.rounds} rounds × {args.batches} steps"
     )
-    print(f"{'network':<14}{'ms/step':>10}{'s/epoch':>10}{'vs float32':>12}")
+    print(f"training picks {auto} on this CPU (--compute-dtype auto)")
+    print(f"{'network':<21}{'ms/step':>9}{'s/epoch':>9}{'vs float32-adam':>17}{'vs fused':>10}")
     for name, times in samples.items():
         step = statistics.median(times)
         rows.append(
@@ -94,15 +112,20 @@ def speed(args: argparse.Namespace) -> dict:
                 "seconds_per_step": step,
                 "seconds_per_epoch": step * steps_per_epoch,
                 "speedup_vs_float32": base / step,
+                "speedup_vs_float32_fused": fused / step,
                 "all_rounds": times,
             }
         )
-        print(f"{name:<14}{1e3 * step:>10.1f}{step * steps_per_epoch:>10.1f}{base / step:>11.2f}×")
+        print(
+            f"{name:<21}{1e3 * step:>9.1f}{step * steps_per_epoch:>9.1f}"
+            f"{base / step:>16.2f}×{fused / step:>9.2f}×"
+        )
     return {
         "benchmark": "mnist_mlp_speed",
         "hidden": args.hidden,
         "batch": args.batch,
         "threads": torch.get_num_threads(),
+        "auto_compute_dtype": str(auto),
         "rows": rows,
     }
 

@@ -53,6 +53,7 @@ __all__ = [
     "evaluate",
     "load_model",
     "recipe_config",
+    "resolve_compute_dtype",
 ]
 
 OPTIMIZERS = ("adam", "shift-adamax")
@@ -249,7 +250,10 @@ def preprocessor_state_to_torch(state: dict[str, Any]) -> dict[str, Any]:
     return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
 
 
-def _resolve_compute_dtype(name: str, device: torch.device) -> torch.dtype:
+def resolve_compute_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype of the training matmuls for ``TrainConfig.compute_dtype`` ``name`` on
+    ``device``: "auto" is bfloat16 on GPUs that support it and on CPUs where oneDNN has fast
+    bf16 (AVX-512 BF16 or AMX), float32 elsewhere."""
     if name == "float32":
         return torch.float32
     if name == "bfloat16":
@@ -412,7 +416,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial model in every process
         self.model = build_model(cfg.model, **cfg.model_kwargs).to(self.dist.device)
         torch.manual_seed(cfg.seed + self.dist.rank)  # dropout / stochastic units differ per rank
-        self.compute_dtype = _resolve_compute_dtype(cfg.compute_dtype, self.dist.device)
+        self.compute_dtype = resolve_compute_dtype(cfg.compute_dtype, self.dist.device)
         set_compute_dtype(self.model, self.compute_dtype)
         self.train_model: nn.Module = self.model
         if self.dist.enabled:
