@@ -312,3 +312,81 @@ def test_signal_during_evaluation_stops_at_the_epoch_boundary(tmp_path, small_sp
     assert summary["interrupted"] and trainer.epoch == 1 and trainer.batch == 0
     state = train_module.load_checkpoint(tmp_path / "last.pt")
     assert (state["epoch"], state["batch"]) == (1, 0)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_model(tmp_path, small_splits):
+    from binarynet.checkpoint import load_checkpoint
+    from binarynet.filters import latent_signs
+
+    Trainer(tiny_config(epochs=1), small_splits, tmp_path / "first", progress=False).run()
+    first = load_checkpoint(tmp_path / "first" / "best.pt")["model_state"]
+    second = dict(lr=2.0**-9, lr_halve_every=None, lr_final=2.0**-11, epochs=2, seed=5)
+
+    started = Trainer(
+        tiny_config(init_from=str(tmp_path / "first" / "best.pt"), **second),
+        small_splits,
+        tmp_path / "second",
+        progress=False,
+    )
+    started.run()
+    # The same run by hand: a fresh trainer whose model is loaded with the first run's weights.
+    by_hand = Trainer(tiny_config(**second), small_splits, tmp_path / "by-hand", progress=False)
+    by_hand.model.load_state_dict(first)
+    by_hand.epoch_signs = latent_signs(by_hand.model)
+    by_hand.run()
+    for key, value in by_hand.model.state_dict().items():
+        assert torch.equal(value, started.model.state_dict()[key]), key
+    assert any(not torch.equal(v, started.model.state_dict()[k]) for k, v in first.items())
+    # epochs, schedule and metrics start afresh; sign flips count from the loaded model
+    assert [r["epoch"] for r in started.history] == [1, 2]
+    assert started.history[0]["lr"] == 2.0**-9
+    assert started.history[0]["sign_flips"] == by_hand.history[0]["sign_flips"]
+    saved = json.loads((tmp_path / "second" / "config.json").read_text())
+    assert saved["init_from"] == str(tmp_path / "first" / "best.pt")
+
+    # interrupted and resumed, the second run ends where the uninterrupted one did
+    def interrupt(trainer):
+        if (trainer.epoch, trainer.batch) == (1, 2):
+            trainer.stop.signal = signal.SIGINT
+
+    cfg = tiny_config(init_from=str(tmp_path / "first" / "best.pt"), **second)
+    Trainer(cfg, small_splits, tmp_path / "cut", progress=False, on_batch=interrupt).run()
+    resumed = Trainer(cfg, small_splits, tmp_path / "cut", progress=False)
+    resumed.run(resume=True)
+    for key, value in started.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_init_from_carries_the_fitted_preprocessor(tmp_path):
+    from binarynet.checkpoint import save_checkpoint
+
+    cfg = convnet_config(preprocess="gcn-zca", augment=False)
+    first = Trainer(cfg, colour_splits(n_train=200, size=4), tmp_path / "a", progress=False)
+    first._prepare_data(None)
+    save_checkpoint(tmp_path / "a.pt", first.state_dict())
+    # other training images: a refit would give another whitening
+    other = colour_splits(n_train=200, size=4, seed=9)
+    second = Trainer(
+        convnet_config(preprocess="gcn-zca", augment=False, init_from=str(tmp_path / "a.pt")),
+        other,
+        tmp_path / "b",
+        progress=False,
+    )
+    second._init_from_checkpoint(tmp_path / "a.pt")
+    expected = first.preprocessor.transform(other.test.images)
+    assert np.array_equal(second.preprocessor.transform(other.test.images), expected)
+    assert torch.equal(second.test_x, torch.from_numpy(expected).permute(0, 3, 1, 2))
+
+
+def test_init_from_rejects_another_network_or_a_missing_file(tmp_path, small_splits, capsys):
+    Trainer(tiny_config(epochs=1), small_splits, tmp_path / "first", progress=False).run()
+    best = str(tmp_path / "first" / "best.pt")
+    wider = tiny_config(init_from=best, model_kwargs={"hidden": 64})
+    with pytest.raises(ValueError, match=r"cannot initialise from .*best\.pt: .*model_kwargs="):
+        Trainer(wider, small_splits, tmp_path / "wider", progress=False).run()
+    missing = tiny_config(init_from=str(tmp_path / "nope.pt"))
+    with pytest.raises(FileNotFoundError, match=r"checkpoint not found: .*nope\.pt"):
+        Trainer(missing, small_splits, tmp_path / "missing", progress=False).run()
+    rc = main(["train", "--out", str(tmp_path / "first"), "--resume", "--init-from", best])
+    assert rc == 2
+    assert "--init-from starts a new run" in capsys.readouterr().err

@@ -56,6 +56,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, plots)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from the model of another run's best.pt / last.pt (same model, dataset and "
+        "preprocessing); optimizer, LR schedule and epochs start afresh",
+    )
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--lr", type=float, help="base learning rate")
@@ -87,6 +93,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from binarynet.train import TrainConfig, Trainer, load_splits, recipe_config
 
     out = Path(args.out)
+    if args.resume and args.init_from:
+        print(
+            "error: --init-from starts a new run from another run's model; --resume continues "
+            f"the run in {out}: give one of them",
+            file=sys.stderr,
+        )
+        return 2
     if args.resume:
         config_path = out / "config.json"
         if not config_path.is_file():
@@ -132,6 +145,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             threads=args.threads,
             compute_dtype=args.compute_dtype,
             checkpoint_every=args.checkpoint_every,
+            init_from=args.init_from,
         )
     splits = load_splits(cfg)
     print(

@@ -87,6 +87,7 @@ class TrainConfig:
     augment: bool = False
     cache_dir: str | None = None
     device: str = "cpu"
+    init_from: str | None = None  # a best.pt / last.pt whose model (and preprocessor) start the run
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -453,6 +454,29 @@ class Trainer:
         self.valid_x, self.valid_y = images_to_torch(valid), _labels_to_torch(splits.valid.labels)
         self.test_x, self.test_y = images_to_torch(test), _labels_to_torch(splits.test.labels)
 
+    def _init_from_checkpoint(self, path: str | Path) -> None:
+        """Start from the model weights (and fitted preprocessor) of another run's checkpoint.
+
+        Only the network carries over: the optimizer, the LR schedule, the epoch count and the
+        RNG start afresh from this run's configuration (fine-tuning, e.g. a second stage with
+        augmentation or another schedule). The checkpoint must hold the same network on the
+        same dataset behind the same preprocessing.
+        """
+        state = load_checkpoint(path)
+        saved = state.get("config")
+        if not isinstance(saved, dict) or "model_state" not in state:
+            raise ValueError(f"{path} is not a binarynet training checkpoint (best.pt / last.pt)")
+        current = dataclasses.asdict(self.cfg)
+        for key in ("model", "model_kwargs", "dataset", "preprocess"):
+            if saved.get(key) != current.get(key):
+                raise ValueError(
+                    f"cannot initialise from {path}: it was trained with {key}="
+                    f"{saved.get(key)!r} but this run has {key}={current.get(key)!r}"
+                )
+        self._prepare_data(state.get("preprocess"))
+        self.model.load_state_dict(state["model_state"])
+        self.epoch_signs = latent_signs(self.model)
+
     def _preprocessor_state(self) -> dict[str, Any] | None:
         if self.preprocessor is None:
             return None
@@ -628,6 +652,8 @@ class Trainer:
                 f"{self.out_dir} already holds a run (last.pt); pass resume=True (--resume) to "
                 "continue it or choose another output directory"
             )
+        elif cfg.init_from is not None:
+            self._init_from_checkpoint(cfg.init_from)
         else:
             self._prepare_data(None)
         if self.dist.is_main:
