@@ -387,6 +387,12 @@ def test_init_from_rejects_another_network_or_a_missing_file(tmp_path, small_spl
     missing = tiny_config(init_from=str(tmp_path / "nope.pt"))
     with pytest.raises(FileNotFoundError, match=r"checkpoint not found: .*nope\.pt"):
         Trainer(missing, small_splits, tmp_path / "missing", progress=False).run()
+    from binarynet.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "weights-only.pt", {"preprocess": None})
+    foreign = tiny_config(init_from=str(tmp_path / "weights-only.pt"))
+    with pytest.raises(ValueError, match=r"weights-only\.pt is not a binarynet training"):
+        Trainer(foreign, small_splits, tmp_path / "foreign", progress=False).run()
     rc = main(["train", "--out", str(tmp_path / "first"), "--resume", "--init-from", best])
     assert rc == 2
     assert "--init-from starts a new run" in capsys.readouterr().err
