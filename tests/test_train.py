@@ -374,6 +374,8 @@ def test_init_from_carries_the_fitted_preprocessor(tmp_path):
     )
     second._init_from_checkpoint(tmp_path / "a.pt")
     expected = first.preprocessor.transform(other.test.images)
+    refit = type(first.preprocessor)().fit(other.train.images)
+    assert not np.array_equal(refit.transform(other.test.images), expected)
     assert np.array_equal(second.preprocessor.transform(other.test.images), expected)
     assert torch.equal(second.test_x, torch.from_numpy(expected).permute(0, 3, 1, 2))
 

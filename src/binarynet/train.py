@@ -343,6 +343,19 @@ def load_model(checkpoint: str | Path) -> nn.Module:
     return model.eval()
 
 
+def _require_same(
+    saved: dict[str, Any], cfg: TrainConfig, keys: tuple[str, ...], what: str
+) -> None:
+    """Raise ValueError naming the first of ``keys`` where a checkpoint's config differs."""
+    current = dataclasses.asdict(cfg)
+    for key in keys:
+        if saved.get(key) != current.get(key):
+            raise ValueError(
+                f"{what}: it was trained with {key}={saved.get(key)!r} "
+                f"but this run has {key}={current.get(key)!r}"
+            )
+
+
 def _write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
@@ -466,13 +479,8 @@ class Trainer:
         saved = state.get("config")
         if not isinstance(saved, dict) or "model_state" not in state:
             raise ValueError(f"{path} is not a binarynet training checkpoint (best.pt / last.pt)")
-        current = dataclasses.asdict(self.cfg)
-        for key in ("model", "model_kwargs", "dataset", "preprocess"):
-            if saved.get(key) != current.get(key):
-                raise ValueError(
-                    f"cannot initialise from {path}: it was trained with {key}="
-                    f"{saved.get(key)!r} but this run has {key}={current.get(key)!r}"
-                )
+        keys = ("model", "model_kwargs", "dataset", "preprocess")
+        _require_same(saved, self.cfg, keys, f"cannot initialise from {path}")
         self._prepare_data(state.get("preprocess"))
         self.model.load_state_dict(state["model_state"])
         self.epoch_signs = latent_signs(self.model)
@@ -501,15 +509,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = state["config"]
-        current = dataclasses.asdict(self.cfg)
         keys = ("model", "model_kwargs", "optimizer", "batch_size", "dataset", "seed", "preprocess")
-        for key in keys:
-            if saved.get(key) != current.get(key):
-                raise ValueError(
-                    f"cannot resume: the checkpoint was trained with {key}={saved.get(key)!r} "
-                    f"but this run has {key}={current.get(key)!r}"
-                )
+        _require_same(state["config"], self.cfg, keys, "cannot resume from the checkpoint")
         self.model.load_state_dict(state["model_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         if self.scheduler is not None and state["scheduler_state"] is not None:
