@@ -31,9 +31,11 @@ demo: $(VENV)/.installed
 	rm -rf runs/demo
 	$(BIN)/binarynet train --recipe mnist-demo --out runs/demo
 
+# Style (ruff) over every Python tree, types (mypy, configured in pyproject.toml) over src/.
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools fuzz
+	$(BIN)/ruff format --check src tests benchmarks tools fuzz
+	$(BIN)/mypy
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/mnist_mlp.py speed

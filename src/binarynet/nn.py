@@ -100,8 +100,9 @@ class BinaryActivation(nn.Module):
 class _BinaryWeightMixin:
     """Shared behaviour of layers with binarized weights."""
 
-    weight: nn.Parameter
-    bias: nn.Parameter | None
+    weight: torch.Tensor  # as torch.nn.Linear / Conv2d declare them
+    bias: torch.Tensor | None
+    training: bool
     binarize_input: bool
     stochastic: bool
     compute_dtype: torch.dtype
@@ -146,7 +147,9 @@ class _BinaryWeightMixin:
         raise NotImplementedError
 
 
-class BinaryLinear(_BinaryWeightMixin, nn.Linear):
+# torch.nn.Linear assigns bias without declaring it (mypy infers Parameter); it is None when
+# bias=False, which is what the mixin's ``Tensor | None`` says.
+class BinaryLinear(_BinaryWeightMixin, nn.Linear):  # type: ignore[misc]
     """y = x_b · sign(W)ᵀ (+ b), latent W ∈ [−1, 1]; the torch.nn.Linear signature.
 
     Args:
@@ -253,6 +256,11 @@ class _ExactEvalBatchNorm(_BatchNorm):
     """
 
     sync_stats: bool = False
+    # torch declares these Optional (absent without track_running_stats); every path here that
+    # reads them runs only when running statistics are tracked.
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
 
     def _stats_dims(self, x: torch.Tensor) -> list[int]:
         return [d for d in range(x.dim()) if d != 1]

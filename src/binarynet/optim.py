@@ -160,7 +160,9 @@ class ShiftAdaMax(Optimizer):
     def _use_kernel(self, p: torch.Tensor, exp_avg: torch.Tensor, exp_inf: torch.Tensor) -> bool:
         if self.fused is False:
             return False
-        tensors = (p, p.grad, exp_avg, exp_inf)
+        grad = p.grad
+        assert grad is not None  # step() skips parameters without a gradient
+        tensors = (p, grad, exp_avg, exp_inf)
         ok = all(
             t.device.type == "cpu"
             and t.dtype == torch.float32
@@ -172,6 +174,6 @@ class ShiftAdaMax(Optimizer):
             raise ValueError(
                 "ShiftAdaMax(fused=True) takes contiguous float32 CPU parameters, gradients and "
                 f"state; got a {p.dtype} parameter of shape {tuple(p.shape)} on {p.device} "
-                f"(gradient {p.grad.dtype}, contiguous: {p.grad.is_contiguous()})"
+                f"(gradient {grad.dtype}, contiguous: {grad.is_contiguous()})"
             )
         return ok
