@@ -4,6 +4,10 @@ The content goes to a temporary file in the target's directory, is flushed and f
 renamed over the target with :func:`os.replace` (atomic on POSIX), and the directory is fsync'ed
 so that the rename itself is durable. Used for checkpoints, metrics and ``.bnn`` files. NumPy-
 and torch-free.
+
+The new file gets the permissions an ordinary ``open(path, "w")`` would give it: 0o666 less the
+process's umask (the temporary file is created 0o600 by :func:`tempfile.mkstemp`, which would
+otherwise leave exported models readable by their owner only).
 """
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process's file-mode creation mask, read without changing it where the OS allows
+    (Linux: /proc/self/status); elsewhere set and restored at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Create ``path`` atomically: ``write(file_object)`` fills a temporary file that replaces
     ``path`` only once it is complete and on disk."""
@@ -34,6 +50,7 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], obje
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
