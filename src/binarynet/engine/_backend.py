@@ -14,6 +14,8 @@ into uint64 words, padding bits zero; dot(a, w) = K − 2·popcount(a ⊕ w).
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from binarynet import _kernels
@@ -38,6 +40,13 @@ def threshold_bits(
         np.ascontiguousarray(y).reshape(-1, c), lo, hi, kernel=kernel, threads=threads
     )
     return np.asarray(packed).reshape(*y.shape[:-1], packed.shape[-1])
+
+
+class _Opts(TypedDict):
+    """The keyword arguments every compiled op takes."""
+
+    kernel: str
+    threads: int
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
@@ -70,7 +79,7 @@ class Backend:
             )
         self.kernel = kernel
         self.threads = threads
-        self._opts = {"kernel": kernel or "auto", "threads": threads or 0}
+        self._opts: _Opts = {"kernel": kernel or "auto", "threads": threads or 0}
 
     def bgemm(self, a: np.ndarray, w: np.ndarray | _kernels.BinaryWeights, k: int) -> np.ndarray:
         """int32 [M, N]: a [M, W] · w [N, W], ±1 rows of k real elements."""
