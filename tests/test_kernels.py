@@ -297,12 +297,13 @@ def test_u8gemm_and_bitplane_gemm_threshold(kernel, k):
             assert not all_bits[:, n:].any(), f"{name}: padding bits of the output must be zero"
 
 
-def test_threshold_bits():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_threshold_bits(kernel):
     rng = rng_for("threshold_bits")
     for m, n in [(1, 1), (5, 64), (7, 130), (300, 3)]:
         y = rng.integers(-20, 20, (m, n)).astype(np.int32)
         lo, hi = threshold_cases(y, rng)
-        out = K.threshold_bits(y, lo, hi)
+        out = K.threshold_bits(y, lo, hi, kernel=kernel, threads=2)
         assert out.dtype == np.uint64 and out.shape == (m, (n + 63) // 64)
         all_bits = bits_np(out, out.shape[1] * 64)
         np.testing.assert_array_equal(all_bits[:, :n], threshold_np(y, lo, hi))
@@ -449,11 +450,14 @@ def test_u8conv2d(kernel, case):
 # Pooling
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("k,stride", [(2, 2), (3, 2), (3, 3), (1, 1)])
-def test_maxpool2d_int32(k, stride):
+def test_maxpool2d_int32(kernel, k, stride):
     rng = rng_for("pool", k, stride)
     x = rng.integers(-50, 50, (2, 7, 5, 6)).astype(np.int32)
-    out = K.maxpool2d_int32(x, k, stride)
+    x[0, 0, 0, 0] = I32_MIN  # the reference's starting value, and the other extreme
+    x[1, 2, 3, 4] = I32_MAX
+    out = K.maxpool2d_int32(x, k, stride, kernel=kernel, threads=2)
     Ho, Wo = (7 - k) // stride + 1, (5 - k) // stride + 1
     ref = np.full((2, Ho, Wo, 6), I32_MIN, np.int64)
     for ky in range(k):
@@ -469,8 +473,9 @@ def test_maxpool2d_int32(k, stride):
     np.testing.assert_array_equal(out, ref)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("channels", [3, 64, 70])
-def test_maxpool_bits_commutes_with_threshold(channels):
+def test_maxpool_bits_commutes_with_threshold(kernel, channels):
     """max-pool then threshold == threshold then AND/OR-pool of the bits (the exporter's forms)."""
     rng = rng_for("poolbits", channels)
     B, H, W = 2, 6, 5
@@ -483,9 +488,9 @@ def test_maxpool_bits_commutes_with_threshold(channels):
     and_mask = pack_np(np.where(increasing, -1, 1)[None, :])[0]  # bit 1 -> AND
     bits = pack_np(np.where(threshold_np(x, lo, hi), -1, 1))
     for k, stride in [(2, 2), (3, 2)]:
-        pooled = K.maxpool2d_int32(x, k, stride)
+        pooled = K.maxpool2d_int32(x, k, stride, kernel=kernel)
         expected = pack_np(np.where(threshold_np(pooled, lo, hi), -1, 1))
-        out = K.maxpool2d_bits(bits, k, stride, and_mask)
+        out = K.maxpool2d_bits(bits, k, stride, and_mask, kernel=kernel, threads=3)
         np.testing.assert_array_equal(out, expected)
 
 
@@ -717,6 +722,69 @@ def test_bad_conv_and_pool_arguments():
         K.maxpool2d_bits(x, 2, 2, np.zeros(3, np.uint64))
     with pytest.raises(ValueError, match="maxpool2d_bits: x must have dtype uint64, got int32"):
         K.maxpool2d_bits(x.astype(np.int32), 2, 2, np.zeros(2, np.uint64))
+
+
+def _every_op_call():
+    """One valid call of every op binding, as (name, call(kernel, threads))."""
+    z = np.zeros
+    w2 = z((3, 2), np.uint64)
+    lo3 = z(3, np.int32)
+    x8 = z((2, 100), np.uint8)
+    u8w = K.U8Weights(w2, 100)
+    img = z((1, 5, 5, 1), np.uint8)
+    conv_u8w = K.U8Weights(z((3, 1), np.uint64), 9)
+    xc, wc = z((1, 5, 5, 1), np.uint64), z((3, 3, 3, 1), np.uint64)
+    f32 = [z(4, np.float32) for _ in range(5)]
+    return [
+        ("pack_signs", lambda **o: K.pack_signs(z((2, 70), np.float32), **o)),
+        ("unpack_signs", lambda **o: K.unpack_signs(w2, 100, **o)),
+        ("pack_bitplanes", lambda **o: K.pack_bitplanes(x8, **o)),
+        ("bgemm", lambda **o: K.bgemm(w2, w2, 100, **o)),
+        ("bgemm", lambda **o: K.bgemm(w2, K.BinaryWeights(w2, 100), 100, **o)),
+        ("bgemm_threshold", lambda **o: K.bgemm_threshold(w2, w2, 100, lo3, lo3, **o)),
+        ("bitplane_gemm", lambda **o: K.bitplane_gemm(x8, w2, 100, **o)),
+        (
+            "bitplane_gemm_threshold",
+            lambda **o: K.bitplane_gemm_threshold(x8, w2, 100, lo3, lo3, **o),
+        ),
+        ("u8gemm", lambda **o: K.u8gemm(x8, u8w, **o)),
+        ("u8gemm_threshold", lambda **o: K.u8gemm_threshold(x8, u8w, lo3, lo3, **o)),
+        ("u8conv2d", lambda **o: K.u8conv2d(img, conv_u8w, 3, 3, 1, 1, 0, **o)),
+        (
+            "u8conv2d_threshold",
+            lambda **o: K.u8conv2d_threshold(img, conv_u8w, 3, 3, 1, 1, 0, lo3, lo3, **o),
+        ),
+        ("im2col_u8", lambda **o: K.im2col_u8(img, 3, 3, 1, 1, 0, **o)),
+        ("bconv2d", lambda **o: K.bconv2d(xc, wc, 10, 1, 1, **o)),
+        ("bconv2d_threshold", lambda **o: K.bconv2d_threshold(xc, wc, 10, 1, 1, lo3, lo3, **o)),
+        ("threshold_bits", lambda **o: K.threshold_bits(z((2, 3), np.int32), lo3, lo3, **o)),
+        ("maxpool2d_int32", lambda **o: K.maxpool2d_int32(z((1, 4, 4, 2), np.int32), 2, 2, **o)),
+        (
+            "maxpool2d_bits",
+            lambda **o: K.maxpool2d_bits(xc, 2, 2, z(1, np.uint64), **o),
+        ),
+        (
+            "shift_adamax_step",
+            lambda **o: K.shift_adamax_step(
+                *f32[:4], one_minus_beta1=0.125, beta2=0.999, eps=1e-8, step=0.5, **o
+            ),
+        ),
+        ("sign_values", lambda **o: K.sign_values(f32[4], z(4, np.float32), **o)),
+    ]
+
+
+def test_every_op_takes_kernel_and_threads():
+    """The same keyword arguments, checked the same way, on every op binding."""
+    for name, call in _every_op_call():
+        for kernel in ("auto", *KERNELS):
+            for threads in (0, 1, 3):
+                call(kernel=kernel, threads=threads)
+        with pytest.raises(ValueError, match=f"^{name}: kernel: unknown kernel 'fast'"):
+            call(kernel="fast")
+        with pytest.raises(ValueError, match=f"^{name}: threads must be 0 .* got -1"):
+            call(threads=-1)
+        with pytest.raises(ValueError, match=f"^{name}: threads must be 0 .* got 1025"):
+            call(kernel="reference", threads=1025)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -1,5 +1,5 @@
 // AVX2 kernels (AVX2 + POPCNT + BMI2). Compiled with those flags; only called after the run-time
-// CPU check in dispatch.cc.
+// CPU check of kernel_choice.cc.
 //
 // AVX2 has no vector popcount. The count uses the nibble table: VPSHUFB looks up the popcount of
 // the low and of the high nibble of every byte (a 16-entry table per 128-bit lane), giving byte

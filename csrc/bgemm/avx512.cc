@@ -1,5 +1,5 @@
 // AVX-512 kernels (F + BW + VL + VPOPCNTDQ). Compiled with those flags; only called after the
-// run-time CPU check in dispatch.cc.
+// run-time CPU check of kernel_choice.cc.
 //
 // Micro-kernel: a tile of 3 panels (24 rows of A) × 8 columns (rows of W), 24 zmm accumulators.
 // Per word k: 3 loads bring word k of the 24 A rows (8 per register); for each of the 8 columns,

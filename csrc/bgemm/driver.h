@@ -206,7 +206,8 @@ template <class Micro>
 void panels_entry(BitOp op, const std::uint64_t* panels, std::size_t row0, std::size_t rows,
                   std::size_t nwords, const std::uint64_t* w, std::size_t ldw, std::size_t n0,
                   std::size_t n1, const Epilogue& ep) {
-  // The combinations the operations use (see kernel.h); dispatch.cc produces no other.
+  // The combinations the operations use (see kernel.h); the op drivers (bgemm.cc, bconv.cc)
+  // produce no other.
   const bool corr = ep.corr != nullptr, bits = ep.bits != nullptr;
   if (op == BitOp::Xor && ep.planes == 1) {
     if (!corr && !bits)
@@ -221,7 +222,7 @@ void panels_entry(BitOp op, const std::uint64_t* panels, std::size_t row0, std::
     return panels_loop<Micro, BitOp::And, 8, false, false>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
   if (op == BitOp::And && ep.planes == 8 && !corr && bits)
     return panels_loop<Micro, BitOp::And, 8, false, true>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
-  __builtin_trap();  // not produced by dispatch.cc
+  __builtin_trap();  // not produced by the op drivers
 }
 
 template <class Micro, BitOp OP, bool kBits>

@@ -1,5 +1,6 @@
-// The interface between the operation drivers (dispatch.cc, baseline ISA) and the optimised
-// kernels (portable.cc, avx2.cc, avx512.cc, each compiled with its own ISA flags).
+// The interface between the operation drivers (bgemm.cc + popcount.h, bconv/bconv.cc; baseline
+// ISA) and the optimised kernels (portable.cc, avx2.cc, avx512.cc, each compiled with its own ISA
+// flags).
 //
 // Everything that crosses it is plain data: no STL types, no inline functions shared with the
 // baseline translation units. (An inline function or template instantiated in an AVX-512
@@ -13,7 +14,7 @@
 // (each term present only when its pointer is set), then stores x as int32 or as a threshold bit.
 //  * bgemm:          planes = 1, base = K.                    x = K − 2·popcount(a ⊕ w) = dot(a, w)
 //  * bconv2d:        planes = 1, base = kh·kw·C, corr = the zero-padding correction (bconv/).
-//  * bitplane_gemm:  planes = 8, op = AND, row_base = Σ_i x[m,i] (see dispatch.cc); row_base is
+//  * bitplane_gemm:  planes = 8, op = AND, row_base = Σ_i x[m,i] (see bgemm.cc); row_base is
 //                    only read when planes = 8.
 // Threshold sink ("batch norm + sign"): output bit 0 (+1) iff lo[n] ≤ x ≤ hi[n], else bit 1 (−1).
 #pragma once
@@ -54,7 +55,7 @@ using PanelsFn = void (*)(BitOp op, const std::uint64_t* panels, std::size_t row
                           std::size_t rows, std::size_t nwords, const std::uint64_t* w,
                           std::size_t ldw, std::size_t n0, std::size_t n1, const Epilogue& ep);
 
-// Same for a few (< 4, see dispatch.cc) unpacked rows of A (row stride lda words): the batch-1
+// Same for a few (< 4, see popcount.h) unpacked rows of A (row stride lda words): the batch-1
 // path, memory-bound on W, where packing would only add traffic. planes must be 1.
 using RowsFn = void (*)(BitOp op, const std::uint64_t* a, std::size_t lda, std::size_t row0,
                         std::size_t rows, std::size_t nwords, const std::uint64_t* w,
@@ -77,7 +78,7 @@ struct KernelSet {
 
 // Defined in the kernels' own translation units.
 const KernelSet* portable_kernels();
-const KernelSet* avx2_kernels();    // only call after the CPU check in dispatch.cc
-const KernelSet* avx512_kernels();  // only call after the CPU check in dispatch.cc
+const KernelSet* avx2_kernels();    // only call after the CPU check of kernel_choice.cc
+const KernelSet* avx512_kernels();  // only call after the CPU check of kernel_choice.cc
 
 }  // namespace binarynet

@@ -1,5 +1,5 @@
-// AVX2 byte GEMM: compiled with -mavx2, only called after the run-time CPU check in dispatch.cc
-// (also the fallback of the AVX-512 set on a CPU without VNNI).
+// AVX2 byte GEMM: compiled with -mavx2, only called after the run-time CPU check of
+// kernel_choice.cc (also the fallback of the AVX-512 set on a CPU without VNNI).
 //
 // AVX2 has no VPDPBUSD: VPMADDUBSW multiplies the unsigned A bytes by the signed weight bytes and
 // adds adjacent pairs into int16 (|p·w| ≤ 255 and a pair ≤ 510: never saturates), VPMADDWD by ones

@@ -1,5 +1,6 @@
 // AVX-512 byte GEMM (F + BW + VNNI): compiled with those flags, only called after the run-time
-// CPU check in dispatch.cc (a CPU with AVX-512 but no VNNI gets the AVX2 kernel).
+// CPU checks of kernel_choice.cc / u8gemm.cc (a CPU with AVX-512 but no VNNI gets the AVX2
+// kernel).
 //
 // Micro-kernel: 6 rows × 4 blocks (64 outputs), 24 zmm accumulators of 16 int32 lanes (lanes =
 // outputs). Per group g of 4 k: 4 loads bring the 4 blocks' 64-byte lines (k = 4g .. 4g + 3 of 16

@@ -1,4 +1,4 @@
-// The first layer on uint8 inputs as a byte GEMM: the interface between its driver (dispatch.cc,
+// The first layer on uint8 inputs as a byte GEMM: the interface between its driver (u8gemm.cc,
 // baseline ISA) and the ISA kernels (portable.cc, avx2.cc, avx512.cc in this folder).
 //
 // The maths. The first layer's inputs are uint8 pixels p and its weights ±1, so
@@ -11,7 +11,8 @@
 // 8 bit planes: bgemm's bit-plane GEMM spends 8 AND-popcounts per pixel, and at the ConvNet's
 // K = 27 uses 27 of each 64-bit word; here one VPDPBUSD does 64 pixel·weight products.
 //
-// Prepared weights (U8Weights in bindings.cc, built once per model): int8 blocks of 16 outputs,
+// Prepared weights (U8Weights in bindings/engine_ops.cc, built once per model): int8 blocks of
+// 16 outputs,
 //     wp[((b·kg + g)·16 + j)·4 + i] = w[16b + j][4g + i]   (±1; 0 for 16b + j ≥ N or 4g + i ≥ K)
 // with kg = ceil(K/4): one 64-byte line holds 4 consecutive k of 16 outputs, the operand of one
 // VPDPBUSD whose other operand is 4 bytes of one A row broadcast to the 16 lanes. Zero weights
@@ -55,8 +56,8 @@ using U8Fn = void (*)(const std::uint8_t* a, std::size_t lda, std::size_t m0, st
 
 // Defined in the kernels' own translation units (u8gemm/*.cc).
 U8Fn u8_portable_kernel();
-U8Fn u8_avx2_kernel();         // only call after the CPU check in dispatch.cc (AVX2)
-U8Fn u8_avx512_kernel();       // only call after the CPU check in dispatch.cc (AVX-512 BW + VNNI)
+U8Fn u8_avx2_kernel();         // only call after the CPU check (kernel_choice.cc: AVX2)
+U8Fn u8_avx512_kernel();       // only after the CPU check (kernel_choice.cc: AVX-512 BW + VNNI)
 U8Fn u8_avx512_mask_kernel();  // the same, on the masks wm; at most 3 rows per call
 
 }  // namespace binarynet

@@ -1,9 +1,15 @@
-"""Type stub of the compiled module binarynet._kernels (csrc/bindings.cc).
+"""Type stub of the compiled module binarynet._kernels (csrc/bindings/).
 
 Bit convention: bit 1 = -1, bit 0 = +1 (sign(0) = +1), packed along the reduction axis into
 uint64 words (element k in bit k % 64 of word k // 64), padding bits zero. All arrays are NumPy,
-C-contiguous; bad arguments raise ValueError. ``kernel`` is "auto" (default_kernel()),
-"reference", "portable", "avx2" or "avx512"; ``threads=0`` means get_num_threads().
+C-contiguous; bad arguments raise ValueError.
+
+Every op takes the keyword arguments ``kernel`` and ``threads``. ``kernel`` is "auto"
+(default_kernel()) or one of available_kernels() ("reference", "portable", "avx2", "avx512"),
+checked the same way for every op; ``threads=0`` means get_num_threads(). Variants per op: the
+GEMMs and convolutions have all four; the max pools and threshold_bits have the reference loops
+("reference") and one optimised baseline loop (every other name); the packing helpers,
+im2col_u8 and the training ops have one implementation, which every valid name selects.
 """
 
 from typing import Literal
@@ -31,20 +37,23 @@ def shift_adamax_step(
     eps: float,
     step: float,
     maximize: bool = False,
+    kernel: _Kernel = "auto",
     threads: int = 0,
 ) -> None:
     """Shift AdaMax (Algorithm 4) in place on float32 1-D arrays, one pass (training side)."""
 
-def sign_values(x: _F32, out: _F32, *, threads: int = 0) -> None:
+def sign_values(x: _F32, out: _F32, *, kernel: _Kernel = "auto", threads: int = 0) -> None:
     """out = copysign(1, x + 0.0) on float32 1-D arrays (training side)."""
 
-def pack_signs(x: npt.NDArray[np.float32] | _I8) -> _U64:
+def pack_signs(
+    x: npt.NDArray[np.float32] | _I8, *, kernel: _Kernel = "auto", threads: int = 0
+) -> _U64:
     """[R, K] -> uint64 [R, ceil(K/64)]."""
 
-def unpack_signs(packed: _U64, k: int) -> _I8:
+def unpack_signs(packed: _U64, k: int, *, kernel: _Kernel = "auto", threads: int = 0) -> _I8:
     """uint64 [R, W] -> int8 [R, k] of +1/-1."""
 
-def pack_bitplanes(x: _U8) -> _U64:
+def pack_bitplanes(x: _U8, *, kernel: _Kernel = "auto", threads: int = 0) -> _U64:
     """uint8 [R, K] -> uint64 [R, 8, ceil(K/64)], plane n = bit n (n = 0 the LSB)."""
 
 class BinaryWeights:
@@ -140,10 +149,22 @@ def u8conv2d_threshold(
 ) -> _U64:
     """-> uint64 [B, Ho, Wo, ceil(n/64)] thresholded bits."""
 
-def threshold_bits(y: _I32, lo: _I32, hi: _I32) -> _U64:
+def threshold_bits(
+    y: _I32, lo: _I32, hi: _I32, *, kernel: _Kernel = "auto", threads: int = 0
+) -> _U64:
     """int32 [M, N] -> uint64 [M, ceil(N/64)]: bit n = 0 (+1) iff lo[n] <= y[m, n] <= hi[n]."""
 
-def im2col_u8(x: _U8, kh: int, kw: int, stride: _Pair, padding: _Pair, pad_value: int) -> _U8:
+def im2col_u8(
+    x: _U8,
+    kh: int,
+    kw: int,
+    stride: _Pair,
+    padding: _Pair,
+    pad_value: int,
+    *,
+    kernel: _Kernel = "auto",
+    threads: int = 0,
+) -> _U8:
     """uint8 NHWC [B, H, W, C] -> [B, Ho, Wo, kh*kw*C], patches in (kh, kw, C) order."""
 
 def bconv2d(
@@ -172,10 +193,14 @@ def bconv2d_threshold(
 ) -> _U64:
     """-> uint64 [B, Ho, Wo, ceil(O/64)] thresholded bits."""
 
-def maxpool2d_int32(x: _I32, k: int, stride: int) -> _I32:
+def maxpool2d_int32(
+    x: _I32, k: int, stride: int, *, kernel: _Kernel = "auto", threads: int = 0
+) -> _I32:
     """int32 NHWC max pooling, no padding, floor mode."""
 
-def maxpool2d_bits(x: _U64, k: int, stride: int, and_mask: _U64) -> _U64:
+def maxpool2d_bits(
+    x: _U64, k: int, stride: int, and_mask: _U64, *, kernel: _Kernel = "auto", threads: int = 0
+) -> _U64:
     """Pooling of thresholded bits: AND where and_mask bit is 1, OR where it is 0."""
 
 def set_num_threads(n: int) -> None: ...

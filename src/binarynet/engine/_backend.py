@@ -14,6 +14,8 @@ into uint64 words, padding bits zero; dot(a, w) = K − 2·popcount(a ⊕ w).
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from binarynet import _kernels
@@ -26,11 +28,25 @@ def available_kernels() -> list[str]:
     return list(_kernels.available_kernels())
 
 
-def threshold_bits(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """int32 ``[..., C]`` → packed ``[..., ceil(C/64)]``: +1 (bit 0) iff lo ≤ y ≤ hi per channel."""
+def threshold_bits(
+    y: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, kernel: str = "auto", threads: int = 0
+) -> np.ndarray:
+    """int32 ``[..., C]`` → packed ``[..., ceil(C/64)]``: +1 (bit 0) iff lo ≤ y ≤ hi per channel.
+
+    ``kernel`` / ``threads`` as every compiled op takes them (``Backend.threshold_bits`` passes
+    its own)."""
     c = y.shape[-1]
-    packed = _kernels.threshold_bits(np.ascontiguousarray(y).reshape(-1, c), lo, hi)
+    packed = _kernels.threshold_bits(
+        np.ascontiguousarray(y).reshape(-1, c), lo, hi, kernel=kernel, threads=threads
+    )
     return np.asarray(packed).reshape(*y.shape[:-1], packed.shape[-1])
+
+
+class _Opts(TypedDict):
+    """The keyword arguments every compiled op takes."""
+
+    kernel: str
+    threads: int
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
@@ -43,8 +59,10 @@ class Backend:
     """The compiled kernels with one kernel variant and thread count.
 
     ``kernel=None`` lets the kernels pick (``_kernels.default_kernel()``); ``threads=None`` uses
-    the kernels' global setting (``_kernels.get_num_threads()``, which the pooling kernels always
-    use).
+    the kernels' global setting (``_kernels.get_num_threads()``). Every compiled op takes both
+    (``**self._opts``); the ops with fewer variants than the GEMMs (pooling, thresholds, packing,
+    im2col) run their reference loops for ``kernel="reference"`` where they have some, and their
+    one optimised loop for any other name (``csrc/README.md``).
     """
 
     def __init__(self, kernel: str | None = None, threads: int | None = None) -> None:
@@ -61,7 +79,7 @@ class Backend:
             )
         self.kernel = kernel
         self.threads = threads
-        self._opts = {"kernel": kernel or "auto", "threads": threads or 0}
+        self._opts: _Opts = {"kernel": kernel or "auto", "threads": threads or 0}
 
     def bgemm(self, a: np.ndarray, w: np.ndarray | _kernels.BinaryWeights, k: int) -> np.ndarray:
         """int32 [M, N]: a [M, W] · w [N, W], ±1 rows of k real elements."""
@@ -77,6 +95,10 @@ class Backend:
     ) -> np.ndarray:
         """packed [M, ceil(N/64)]: +1 iff lo ≤ (a · w) ≤ hi per output column."""
         return _kernels.bgemm_threshold(a, w, k, lo, hi, **self._opts)
+
+    def threshold_bits(self, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """packed ``[..., ceil(C/64)]``: +1 iff lo ≤ y ≤ hi per channel of int32 ``[..., C]``."""
+        return threshold_bits(y, lo, hi, **self._opts)
 
     def bitplane_gemm(self, x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
         """int32 [M, N]: Σᵢ xᵢ·wᵢ for uint8 x [M, k] and ±1 w (Algorithm 5)."""
@@ -140,7 +162,7 @@ class Backend:
         pad_value: int,
     ) -> np.ndarray:
         """uint8 [B, Ho, Wo, kh·kw·C]: patches of x [B, H, W, C], taps in (i, j, c) order."""
-        return _kernels.im2col_u8(x, kernel[0], kernel[1], stride, padding, pad_value)
+        return _kernels.im2col_u8(x, kernel[0], kernel[1], stride, padding, pad_value, **self._opts)
 
     def bconv2d(
         self,
@@ -171,7 +193,7 @@ class Backend:
     ) -> np.ndarray:
         """int32 [B, Ho, Wo, C]: window maxima (no padding, floor mode)."""
         if kernel[0] == kernel[1] and stride[0] == stride[1]:
-            return _kernels.maxpool2d_int32(x, kernel[0], stride[0])
+            return _kernels.maxpool2d_int32(x, kernel[0], stride[0], **self._opts)
         return _windows(x, kernel, stride).max(axis=(-2, -1))
 
     def maxpool2d_bits(
@@ -184,7 +206,7 @@ class Backend:
         """packed [B, Ho, Wo, W]: per bit the AND of the window where ``and_mask`` has a 1, the
         OR elsewhere (the pool of thresholded values; see :mod:`binarynet.export`)."""
         if kernel[0] == kernel[1] and stride[0] == stride[1]:
-            return _kernels.maxpool2d_bits(x, kernel[0], stride[0], and_mask)
+            return _kernels.maxpool2d_bits(x, kernel[0], stride[0], and_mask, **self._opts)
         win = _windows(x, kernel, stride)
         both = np.bitwise_and.reduce(win, axis=(-2, -1))
         either = np.bitwise_or.reduce(win, axis=(-2, -1))

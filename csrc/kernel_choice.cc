@@ -1,0 +1,92 @@
+// Kernel choice: a small, readable function (see kernel_choice.h).
+#include "kernel_choice.h"
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace binarynet {
+
+// (BINARYNET_X86_KERNELS: set by CMakeLists.txt when the avx2.cc / avx512.cc kernels are built,
+// i.e. on x86-64.)
+#if BINARYNET_X86_KERNELS
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+         __builtin_cpu_supports("bmi2");
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
+}
+
+bool cpu_has_avx512_vnni() {
+  __builtin_cpu_init();
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
+#else
+bool cpu_has_avx2() { return false; }
+bool cpu_has_avx512() { return false; }
+bool cpu_has_avx512_vnni() { return false; }
+#endif
+
+namespace {
+
+const char* kernel_name(Kernel k) {
+  switch (k) {
+    case Kernel::Reference: return "reference";
+    case Kernel::Portable: return "portable";
+    case Kernel::Avx2: return "avx2";
+    case Kernel::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+Kernel named_kernel(const std::string& name) {
+  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512}) {
+    if (name == kernel_name(k)) {
+      const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) && (k != Kernel::Avx512 || cpu_has_avx512());
+      if (!ok)
+        throw std::invalid_argument("kernel '" + name +
+                                    "' is not supported by this CPU (available: " +
+                                    [] {
+                                      std::string s;
+                                      for (const auto& n : available_kernels()) s += (s.empty() ? "" : ", ") + n;
+                                      return s;
+                                    }() + ")");
+      return k;
+    }
+  }
+  throw std::invalid_argument("unknown kernel '" + name +
+                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512')");
+}
+
+}  // namespace
+
+std::vector<std::string> available_kernels() {
+  std::vector<std::string> names = {"reference", "portable"};
+  if (cpu_has_avx2()) names.push_back("avx2");
+  if (cpu_has_avx512()) names.push_back("avx512");
+  return names;
+}
+
+std::string default_kernel() {
+  if (const char* env = std::getenv("BINARYNET_KERNEL")) {
+    const std::string name(env);
+    if (!name.empty() && name != "auto") {
+      try {
+        return kernel_name(named_kernel(name));
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("environment variable BINARYNET_KERNEL: ") + e.what());
+      }
+    }
+  }
+  return available_kernels().back();
+}
+
+Kernel resolve_kernel(const std::string& name) {
+  return named_kernel(name == "auto" ? default_kernel() : name);
+}
+
+}  // namespace binarynet

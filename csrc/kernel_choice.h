@@ -1,0 +1,27 @@
+// Kernel choice, shared by every op: the variants (a plain reference kernel beside the optimised
+// ones), which of them this CPU can run, and the name → variant resolution of the `kernel`
+// argument and of the environment variable BINARYNET_KERNEL. Baseline ISA.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace binarynet {
+
+enum class Kernel { Reference, Portable, Avx2, Avx512 };
+
+// Kernels this CPU can run, best last.
+std::vector<std::string> available_kernels();
+// Best available kernel, or the one named by the environment variable BINARYNET_KERNEL.
+// Throws std::invalid_argument if that variable names an unknown or unavailable kernel.
+std::string default_kernel();
+// "auto" or a kernel name → Kernel. Throws std::invalid_argument (unknown / not on this CPU).
+Kernel resolve_kernel(const std::string& name);
+
+// The CPU checks (false where the x86 kernels are not built). They also test that the OS saves
+// the AVX/AVX-512 register state (libgcc's __builtin_cpu_supports reads XCR0).
+bool cpu_has_avx2();
+bool cpu_has_avx512();       // F, BW, VL, VPOPCNTDQ
+bool cpu_has_avx512_vnni();  // the above + VNNI (the byte GEMM's VPDPBUSD)
+
+}  // namespace binarynet
