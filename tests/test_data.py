@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import binarynet
 from binarynet import data
 from binarynet.data import (
     MNIST_FILES,
@@ -37,7 +38,7 @@ from binarynet.data import (
     write_idx,
 )
 
-SAMPLE_DIR = Path(data.__file__).parent / "_sample" / "mnist"
+SAMPLE_DIR = Path(binarynet.__file__).parent / "_sample" / "mnist"
 TRAIN_X, TRAIN_Y, TEST_X, TEST_Y = MNIST_FILES  # the four file names, in this order
 
 

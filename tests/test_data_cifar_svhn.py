@@ -27,6 +27,7 @@ from binarynet.data import (
     ChecksumWarning,
     DatasetSizeWarning,
     array_md5,
+    cifar10_jpeg,
     class_balance,
     load_cifar10,
     load_svhn,
@@ -279,7 +280,7 @@ def test_pixel_layout_is_channel_major_rows(tmp_path: Path) -> None:
 def test_default_split_and_size_warning(batches: tuple[Path, dict]) -> None:
     directory, _ = batches
     with (
-        pytest.warns(DatasetSizeWarning, match="official one 50000"),
+        pytest.warns(DatasetSizeWarning, match="official CIFAR-10 train set has 50000"),
         pytest.raises(ValueError, match="n_valid=5000 out of range"),
     ):
         load_cifar10(directory)  # 100 training images < the default n_valid
@@ -479,7 +480,7 @@ def _jpeg_bytes(image: np.ndarray, fmt: str = "JPEG") -> bytes:
         (_jpeg_bytes(np.zeros((32, 32, 3), np.uint8))[:200], "cannot decode the JPEG"),
         (_jpeg_bytes(np.zeros((32, 32, 3), np.uint8), "PNG"), "not a JPEG"),
         (_jpeg_bytes(np.zeros((31, 32, 3), np.uint8)), "image is 32×31 pixels, expected 32×32"),
-        (b"\xff" * (data._MAX_JPEG_BYTES + 1), "too large for a 32×32 JPEG"),
+        (b"\xff" * (cifar10_jpeg._MAX_JPEG_BYTES + 1), "too large for a 32×32 JPEG"),
     ],
     ids=["missing", "garbage", "truncated", "png", "size", "huge"],
 )
@@ -517,7 +518,7 @@ def test_jpeg_cache_is_written_and_reused(
     def no_decoding(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(data, "_decode_cifar10_jpegs", no_decoding)
+    monkeypatch.setattr(cifar10_jpeg, "_decode_images", no_decoding)
     second = load_cifar10(root, n_valid=10, cache_dir=cache)
     np.testing.assert_array_equal(second.train.images, first.train.images)
     np.testing.assert_array_equal(second.test.images, expected["test"][0])
@@ -616,7 +617,7 @@ def test_real_jpeg_copy(real_cifar, cifar10_jpeg_dir: Path) -> None:
 @pytest.mark.data
 def test_real_jpeg_copy_from_cache(real_cifar, cifar10_jpeg_dir: Path, monkeypatch) -> None:
     splits, cache = real_cifar
-    monkeypatch.setattr(data, "_decode_cifar10_jpegs", None)  # would fail if called
+    monkeypatch.setattr(cifar10_jpeg, "_decode_images", None)  # would fail if called
     again = load_cifar10(cifar10_jpeg_dir, cache_dir=cache)
     assert array_md5(again.test.images) == CIFAR10_JPEG_MD5["test"]
     np.testing.assert_array_equal(again.valid.images, splits.valid.images)
@@ -705,7 +706,7 @@ def test_svhn_split_is_seeded(svhn_dir: tuple[Path, dict]) -> None:
 
 def test_svhn_size_warning(svhn_dir: tuple[Path, dict]) -> None:
     directory, _ = svhn_dir
-    with pytest.warns(DatasetSizeWarning, match="official SVHN train file has 73257"):
+    with pytest.warns(DatasetSizeWarning, match="official SVHN train set has 73257"):
         load_svhn(directory, valid_per_class=1)
 
 

@@ -1,5 +1,7 @@
 """Input preprocessing for the ConvNets: pixel scaling, or global contrast normalisation + ZCA
-whitening quantised back to 8 bits; and the optional crop-and-flip augmentation.
+whitening quantised back to 8 bits. These are the deployable preprocessors: fitted on the
+training split, stored in checkpoints and ``.bnn`` files, applied by the engine. Training-time
+augmentation (random crops and flips) is apart, in :mod:`binarynet.augment`.
 
 Whatever reaches the network's first layer is an 8-bit fixed-point number, so that the deployed
 first layer can run on the bit planes of its input (Algorithm 5 of Courbariaux et al. 2016).
@@ -66,8 +68,6 @@ __all__ = [
     "PREPROCESSORS",
     "PixelScaling",
     "Quantizer",
-    "augment",
-    "crop_flip",
     "global_contrast_normalize",
     "load_preprocessor",
     "zca_fit",
@@ -77,7 +77,8 @@ STATE_VERSION = 1
 """Version of the layout of :meth:`PixelScaling.state_dict` / :meth:`GCNZCA.state_dict`."""
 
 _CHUNK = 2048  # images per block when computing features: bounds memory to ~50 MB per block
-_ZERO_POINT = 128  # uint8 value of feature 0 (FixedPointInput's zero point)
+ZERO_POINT = 128
+"""The uint8 that stands for 0 in the network's input (FixedPointInput's zero point)."""
 _QMAX = 127  # largest positive step: p = 255 ↔ f = 127 s
 
 
@@ -228,19 +229,19 @@ class Quantizer:
     def quantize(self, features: np.ndarray) -> np.ndarray:
         """uint8 p = clip(rint(f / s) + 128, 0, 255), same shape as ``features``."""
         steps = np.rint(np.asarray(features, dtype=np.float64) / self._fitted_scale())
-        return np.clip(steps + _ZERO_POINT, 0, 255).astype(np.uint8)
+        return np.clip(steps + ZERO_POINT, 0, 255).astype(np.uint8)
 
     def dequantize(self, p: np.ndarray) -> np.ndarray:
         """float32 (p − 128)·s: the value each uint8 step stands for."""
         p = np.asarray(p)
         if p.dtype != np.uint8:
             raise ValueError(f"dequantize expects uint8 values, got {p.dtype}")
-        return ((p.astype(np.float64) - _ZERO_POINT) * self._fitted_scale()).astype(np.float32)
+        return ((p.astype(np.float64) - ZERO_POINT) * self._fitted_scale()).astype(np.float32)
 
     def clipped_fraction(self, features: np.ndarray) -> float:
         """Fraction of ``features`` that :meth:`quantize` clips (to p = 0 or p = 255)."""
         steps = np.rint(np.asarray(features, dtype=np.float64) / self._fitted_scale())
-        return float(np.mean((steps < -_ZERO_POINT) | (steps > 255 - _ZERO_POINT)))
+        return float(np.mean((steps < -ZERO_POINT) | (steps > 255 - ZERO_POINT)))
 
     def _fitted_scale(self) -> float:
         if self.scale is None:
@@ -268,17 +269,17 @@ class PixelScaling:
 
     def fit(self, images: np.ndarray) -> PixelScaling:
         """Nothing to fit; checks that ``images`` are uint8."""
-        _check_uint8_images(images, "PixelScaling.fit")
+        check_uint8_images(images, "PixelScaling.fit")
         return self
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """float32 x/255·2 − 1 ∈ [−1, 1], same shape as ``images``."""
-        images = _check_uint8_images(images, "PixelScaling.features")
+        images = check_uint8_images(images, "PixelScaling.features")
         return (images * (2.0 / 255.0) - 1.0).astype(np.float32)  # as Theano: float64, then cast
 
     def transform(self, images: np.ndarray) -> np.ndarray:
         """The uint8 images themselves (no copy)."""
-        return _check_uint8_images(images, "PixelScaling.transform")
+        return check_uint8_images(images, "PixelScaling.transform")
 
     def fit_transform(self, images: np.ndarray) -> np.ndarray:
         return self.fit(images).transform(images)
@@ -371,7 +372,7 @@ class GCNZCA:
     def fit(self, images: np.ndarray) -> GCNZCA:
         """Fit the ZCA and the quantisation step on the training ``images`` (uint8
         ``[N, H, W, C]`` or ``[N, H, W]``), and only on them."""
-        images = _check_uint8_images(images, "GCNZCA.fit")
+        images = check_uint8_images(images, "GCNZCA.fit")
         if len(images) < 2:
             raise ValueError(f"GCNZCA.fit needs at least 2 images, got {len(images)}")
         flat = images.reshape(len(images), -1)
@@ -392,7 +393,7 @@ class GCNZCA:
         """The whitened float32 features f of ``images``, shaped like the images (before
         quantisation)."""
         mean, whitening, shape = self._fitted()
-        images = _check_uint8_images(images, "GCNZCA.features", shape)
+        images = check_uint8_images(images, "GCNZCA.features", shape)
         flat = images.reshape(len(images), -1)
         out = np.empty(flat.shape, dtype=np.float32)
         for lo in range(0, len(flat), _CHUNK):
@@ -402,7 +403,7 @@ class GCNZCA:
     def transform(self, images: np.ndarray) -> np.ndarray:
         """uint8 images of the same shape: p = clip(rint(f / s) + 128, 0, 255)."""
         mean, whitening, shape = self._fitted()
-        images = _check_uint8_images(images, "GCNZCA.transform", shape)
+        images = check_uint8_images(images, "GCNZCA.transform", shape)
         flat = images.reshape(len(images), -1)
         out = np.empty(flat.shape, dtype=np.uint8)
         for lo in range(0, len(flat), _CHUNK):
@@ -555,79 +556,11 @@ def load_preprocessor(state: Mapping[str, Any]) -> PixelScaling | GCNZCA:
 
 
 # --------------------------------------------------------------------------------------------
-# Augmentation
-# --------------------------------------------------------------------------------------------
-
-
-def augment(
-    images: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    pad: int = 4,
-    flip: bool = True,
-    fill: int = _ZERO_POINT,
-) -> np.ndarray:
-    """Random translation (a crop of the image padded by ``pad`` pixels) and horizontal flip,
-    drawn independently for each image from ``rng``: offsets uniform in 0..2·pad, flip with
-    probability 1/2. The paper trains without augmentation; this is off unless asked for.
-
-    Apply it to the network's uint8 input (after preprocessing). The padding value ``fill``
-    defaults to 128, the uint8 that stands for 0 in the network's input (x = (p − 128)·2⁻⁷),
-    i.e. zero padding as the convolutions see it.
-
-    Returns:
-        a new uint8 array of the shape of ``images`` (``[N, H, W, C]`` or ``[N, H, W]``).
-    """
-    images = _check_uint8_images(images, "augment")
-    n = len(images)
-    _check_pad(pad)
-    dy = rng.integers(0, 2 * pad + 1, size=n)
-    dx = rng.integers(0, 2 * pad + 1, size=n)
-    flips = rng.random(n) < 0.5 if flip else np.zeros(n, dtype=bool)
-    return crop_flip(images, dy, dx, flips, pad=pad, fill=fill)
-
-
-def crop_flip(
-    images: np.ndarray,
-    dy: np.ndarray,
-    dx: np.ndarray,
-    flips: np.ndarray,
-    *,
-    pad: int = 4,
-    fill: int = _ZERO_POINT,
-) -> np.ndarray:
-    """The deterministic part of :func:`augment`: with X the image padded by ``pad`` pixels of
-    value ``fill`` on each side, out[i, r, c] = X[i, dy[i] + r, dx[i] + c], or
-    X[i, dy[i] + r, dx[i] + W − 1 − c] where ``flips[i]``. ``dy = dx = pad`` is no shift.
-    """
-    images = _check_uint8_images(images, "crop_flip")
-    _check_pad(pad)
-    if not (isinstance(fill, int | np.integer) and 0 <= fill <= 255):
-        raise ValueError(f"fill must be a uint8 value 0..255, got {fill!r}")
-    n, h, w = images.shape[:3]
-    dy, dx, flips = np.asarray(dy), np.asarray(dx), np.asarray(flips, dtype=bool)
-    for name, offsets in (("dy", dy), ("dx", dx)):
-        if offsets.shape != (n,) or offsets.dtype.kind not in "ui":
-            raise ValueError(
-                f"{name} must be {n} integer offsets, got {offsets.dtype} {offsets.shape}"
-            )
-        if offsets.size and not (offsets.min() >= 0 and offsets.max() <= 2 * pad):
-            raise ValueError(f"{name} offsets must be in 0..{2 * pad}")
-    if flips.shape != (n,):
-        raise ValueError(f"flips must have shape ({n},), got {flips.shape}")
-    widths = [(0, 0), (pad, pad), (pad, pad)] + [(0, 0)] * (images.ndim - 3)
-    padded = np.pad(images, widths, constant_values=fill)
-    rows = dy[:, None] + np.arange(h)
-    cols = dx[:, None] + np.where(flips[:, None], np.arange(w)[::-1], np.arange(w))
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
-# --------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------
 
 
-def _check_uint8_images(
+def check_uint8_images(
     images: np.ndarray, where: str, shape: tuple[int, ...] | None = None
 ) -> np.ndarray:
     """``images`` as an ndarray, checked to be uint8 ``[N, H, W(, C)]`` (of ``shape`` if given)."""
@@ -642,11 +575,6 @@ def _check_uint8_images(
             f"{list(images.shape)}"
         )
     return images
-
-
-def _check_pad(pad: int) -> None:
-    if isinstance(pad, bool) or not isinstance(pad, int | np.integer) or pad < 0:
-        raise ValueError(f"pad must be a non-negative int, got {pad!r}")
 
 
 def _check_kind(state: Mapping[str, Any], kind: str) -> None:

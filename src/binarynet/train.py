@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from binarynet import data as datasets
 from binarynet.atomic import atomic_write_bytes
+from binarynet.augment import augment
 from binarynet.checkpoint import load_checkpoint, save_checkpoint
 from binarynet.distributed import Dist, setup
 from binarynet.filters import latent_signs, sign_flip_fractions
@@ -44,7 +45,7 @@ from binarynet.losses import square_hinge_loss
 from binarynet.models import build_model
 from binarynet.nn import clip_weights_, set_compute_dtype, sync_batchnorm_
 from binarynet.optim import ShiftAdaMax, param_groups
-from binarynet.preprocess import PREPROCESSORS, augment, load_preprocessor
+from binarynet.preprocess import PREPROCESSORS, load_preprocessor
 
 __all__ = [
     "RECIPES",
