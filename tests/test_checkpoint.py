@@ -1,4 +1,5 @@
-"""Tests of binarynet.checkpoint: checkpoints saved before a change export to the same bytes.
+"""Tests of binarynet.checkpoint: the format, its one reader, and checkpoints saved before a
+change that must export to the same bytes after it.
 
 The fixtures in ``tests/fixtures/`` are ``best.pt`` files of two tiny training runs
 (``tools/make_checkpoint_fixtures.py``). Each was exported when it was made; the SHA-256 of
@@ -20,6 +21,7 @@ name, dtype, shape and bytes, which no version string changes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
@@ -32,6 +34,13 @@ import torch
 
 import binarynet
 from binarynet import bnnfile
+from binarynet.checkpoint import (
+    checkpoint_state,
+    load_checkpoint,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from binarynet.cli import main
 from binarynet.export import export_checkpoint
 
@@ -104,3 +113,131 @@ def test_fixture_checkpoint_exports_to_the_recorded_bytes(
     assert content_sha256(out) == expected.content_sha256
     if _recorded_versions():
         assert file_sha256(out) == expected.file_sha256
+
+
+# --------------------------------------------------------------------------------------------
+# The format and its one reader
+# --------------------------------------------------------------------------------------------
+
+MODEL_PART = {"format", "config", "preprocess", "model_state", "epoch"}
+BEST_KEYS = MODEL_PART | {"metrics"}
+LAST_KEYS = MODEL_PART | {
+    "optimizer_state",
+    "scheduler_state",
+    "rng_state",
+    "batch",
+    "accum",
+    "history",
+    "best",
+    "elapsed",
+    "epoch_signs",
+    "torch_version",
+}
+
+
+def _tiny_trainer(tmp_path: Path, **overrides):
+    from binarynet.config import recipe_config
+    from binarynet.data import Split, Splits, mnist_sample
+    from binarynet.train import Trainer
+
+    s = mnist_sample()
+    splits = Splits(
+        Split(s.train.images[:100], s.train.labels[:100]),
+        Split(s.valid.images[:50], s.valid.labels[:50]),
+        Split(s.test.images[:50], s.test.labels[:50]),
+        name="mnist-sample-tiny",
+    )
+    cfg = recipe_config(
+        None,
+        model_kwargs={"hidden": 8, "depth": 1},
+        batch_size=50,
+        epochs=1,
+        compute_dtype="float32",
+        **overrides,
+    )
+    return Trainer(cfg, splits, tmp_path, progress=False)
+
+
+def test_the_format_is_that_of_the_checkpoints_saved_before(tmp_path: Path) -> None:
+    """best.pt and last.pt written now have the keys of the fixture (written before
+    checkpoint_state existed) and of the resume state documented in the module."""
+    assert set(load_checkpoint(FIXTURES / "mnist_mlp_tiny.pt")) == BEST_KEYS
+    trainer = _tiny_trainer(tmp_path)
+    trainer.run()
+    assert set(load_checkpoint(tmp_path / "best.pt")) == BEST_KEYS
+    assert set(load_checkpoint(tmp_path / "last.pt")) == LAST_KEYS
+
+
+def test_checkpoint_state_keeps_the_model_part_apart(tmp_path: Path) -> None:
+    trainer = _tiny_trainer(tmp_path)
+    cfg = dataclasses.asdict(trainer.cfg)
+    with pytest.raises(ValueError, match="must not set"):
+        checkpoint_state(cfg, trainer.model, None, epoch=0, training={"model_state": {}})
+    state = checkpoint_state(cfg, trainer.model, None, epoch=2, metrics={"valid_error": 0.5})
+    assert set(state) == BEST_KEYS - {"format"}
+    assert state["epoch"] == 2 and state["preprocess"] is None
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_read_checkpoint(name: str) -> None:
+    ckpt = read_checkpoint(FIXTURES / name)
+    state = load_checkpoint(FIXTURES / name)
+    assert ckpt.config == state["config"] and ckpt.epoch == state["epoch"] == 1
+    assert ckpt.batch is None and not ckpt.is_last
+    assert ckpt.metrics == state["metrics"]
+    assert not ckpt.model.training
+    for key, value in ckpt.model.state_dict().items():
+        assert torch.equal(value, state["model_state"][key]), key
+    assert ckpt.model.preprocessor is ckpt.preprocessor
+    kind = None if ckpt.preprocessor is None else ckpt.preprocessor.kind
+    assert kind == state["config"]["preprocess"]
+    assert load_model(FIXTURES / name).preprocessor.__class__ is ckpt.preprocessor.__class__
+
+
+def test_read_checkpoint_of_last_pt_and_of_other_files(tmp_path: Path) -> None:
+    trainer = _tiny_trainer(tmp_path)
+    save_checkpoint(tmp_path / "last.pt", trainer.state_dict())
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert (ckpt.epoch, ckpt.batch, ckpt.metrics, ckpt.is_last) == (0, 0, None, True)
+    save_checkpoint(tmp_path / "other.pt", {"preprocess": None})
+    with pytest.raises(ValueError, match="not a binarynet training checkpoint"):
+        read_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        read_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.fixture
+def count_reads(monkeypatch):
+    """The number of checkpoint files read with torch.load since the fixture started."""
+    reads: list[str] = []
+    real = torch.load
+
+    def counting(f, *args, **kwargs):
+        reads.append(str(f))
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting)
+    return reads
+
+
+def test_export_summary_and_plots_read_a_checkpoint_once(tmp_path: Path, count_reads) -> None:
+    from binarynet.plots import plot_run
+    from binarynet.summary import summary
+
+    fixture = FIXTURES / "cifar10_convnet_tiny.pt"
+    export_checkpoint(fixture, tmp_path / "m.bnn")
+    assert count_reads == [str(fixture)]
+    count_reads.clear()
+    summary(str(fixture), filters=False)
+    assert count_reads == [str(fixture)]
+    count_reads.clear()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(fixture.read_bytes())
+    plot_run(run)
+    assert count_reads == [str(run / "best.pt")]
+    ckpt = read_checkpoint(fixture)
+    count_reads.clear()
+    export_checkpoint(ckpt, tmp_path / "again.bnn")  # an already read checkpoint: no read
+    assert count_reads == []
+    assert file_sha256(tmp_path / "again.bnn") == file_sha256(tmp_path / "m.bnn")

@@ -187,7 +187,7 @@ def svhn_convnet(
     return cifar10_convnet(0.5, shift_bn, stochastic, bn_eps, bn_momentum, 1024, num_classes)
 
 
-MODELS = {  # the names of binarynet.config.MODELS (tests/test_models.py checks they agree)
+MODELS = {  # the names of binarynet.config.MODELS (tests/test_config.py checks they agree)
     "mnist-mlp": mnist_mlp,
     "cifar10-convnet": cifar10_convnet,
     "svhn-convnet": svhn_convnet,

@@ -1,4 +1,7 @@
-"""Training loop: recipes, epochs, evaluation, metrics, checkpoints and resume.
+"""Training loop: epochs, evaluation, metrics, checkpoints and resume.
+
+What a run is (:class:`TrainConfig`, the recipes, the registries of names) lives in the
+torch-free :mod:`binarynet.config`; what a checkpoint holds, in :mod:`binarynet.checkpoint`.
 
 A run directory holds::
 
@@ -11,7 +14,7 @@ A run directory holds::
     curves.png       learning curves, drawn at the end
     result.json      summary: best epoch, its validation and test error, wall time
 
-Every file is written atomically (:mod:`binarynet.checkpoint`). Shuffling draws from a generator
+Every file is written atomically (:mod:`binarynet.atomic`). Shuffling draws from a generator
 seeded by (seed, epoch) and everything else random (dropout, stochastic binarization) from torch's
 global generator, whose state is checkpointed, so a resumed run ends with exactly the weights of
 an uninterrupted one.
