@@ -169,7 +169,7 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     model.load_state_dict(state["model_state"])
     saved = state.get("preprocess")
     preprocessor = load_preprocessor(saved) if saved is not None else None
-    model.preprocessor = preprocessor
+    model.preprocessor = preprocessor  # type: ignore[assignment]  # a plain attribute
     epoch, batch, metrics = state.get("epoch"), state.get("batch"), state.get("metrics")
     return LoadedCheckpoint(
         path=path,
