@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from binarynet import engine
-from binarynet.checkpoint import load_checkpoint
+from binarynet.checkpoint import read_checkpoint
 from binarynet.data import load_dataset
 from binarynet.export import export_checkpoint
-from binarynet.train import images_to_torch, load_model
+from binarynet.models import images_to_torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,16 +56,17 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    cfg = load_checkpoint(args.checkpoint)["config"]
+    ckpt = read_checkpoint(args.checkpoint)  # read once: exported and run by torch
+    cfg = ckpt.config
     split = getattr(
         load_dataset(cfg["dataset"], args.data_dir, cache_dir=args.cache_dir), args.split
     )
     with tempfile.TemporaryDirectory() as tmp:
         bnn = Path(args.bnn or Path(tmp) / "model.bnn")
-        export_checkpoint(args.checkpoint, bnn)
+        export_checkpoint(ckpt, bnn)
         deployed = engine.load(bnn)
         t0 = time.perf_counter()
-        ref = torch_scores(load_model(args.checkpoint), split.images)
+        ref = torch_scores(ckpt.model, split.images)
         t1 = time.perf_counter()
         got = deployed.scores(split.images)
         t2 = time.perf_counter()

@@ -18,8 +18,9 @@ from torch import nn
 
 from binarynet import _kernels, bnnfile, engine
 from binarynet.bnnfile import INT32_MAX, INT32_MIN, BNNFileError
-from binarynet.checkpoint import save_checkpoint
+from binarynet.checkpoint import preprocessor_state_to_torch, save_checkpoint
 from binarynet.cli import main
+from binarynet.config import TrainConfig
 from binarynet.data import mnist_sample
 from binarynet.export import ExportError, build_graph, export, threshold_interval
 from binarynet.models import cifar10_convnet, mnist_mlp
@@ -34,7 +35,6 @@ from binarynet.nn import (
 )
 from binarynet.preprocess import STATE_VERSION, PixelScaling, load_preprocessor
 from binarynet.quantize import binarize
-from binarynet.train import TrainConfig, preprocessor_state_to_torch
 
 
 @pytest.fixture(autouse=True)

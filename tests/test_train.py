@@ -284,7 +284,7 @@ def test_gcn_zca_preprocessor_is_fitted_on_train_and_saved(tmp_path):
 
     refit = GCNZCA().fit(splits.train.images)  # fitted on the training split only
     assert np.array_equal(refit.transform(splits.valid.images), pre.transform(splits.valid.images))
-    save_checkpoint(tmp_path / "p.pt", {"preprocess": trainer._preprocessor_state()})
+    save_checkpoint(tmp_path / "p.pt", trainer.state_dict())
     restored = load_preprocessor(torch.load(tmp_path / "p.pt", weights_only=True)["preprocess"])
     assert np.array_equal(restored.transform(splits.test.images), expected)
 

@@ -17,6 +17,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from binarynet.config import COMPUTE_DTYPES, DATASETS, MODELS, OPTIMIZERS, PREPROCESS, RECIPES
+
 __all__ = ["main"]
 
 
@@ -32,20 +34,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a binarized network",
         description="Train a Binarized Neural Network. Values not given come from --recipe "
-        "(if any), then from the defaults of binarynet.train.TrainConfig.",
+        "(if any), then from the defaults of binarynet.config.TrainConfig.",
     )
-    p.add_argument("--model", help="mnist-mlp | cifar10-convnet | svhn-convnet")
+    p.add_argument("--model", choices=tuple(MODELS), help="default: mnist-mlp")
     p.add_argument(
         "--recipe",
-        help="preset: mnist-theano | mnist-torch7 | cifar10-theano | cifar10-torch7 | "
-        "svhn-theano | svhn-torch7 (the paper's) | mnist-demo",
+        choices=tuple(RECIPES),
+        help="a preset of the paper's code (model, dataset, optimizer, schedule, ...)",
     )
-    p.add_argument("--dataset", choices=["mnist", "cifar10", "svhn"], help="default: mnist")
+    p.add_argument("--dataset", choices=DATASETS, help="default: mnist")
     p.add_argument("--data-dir", help="dataset directory (default: the bundled MNIST sample)")
     p.add_argument("--cache-dir", help="where to cache decoded images (the CIFAR-10 JPEG copy)")
     p.add_argument(
         "--preprocess",
-        choices=["pixels", "gcn-zca"],
+        choices=PREPROCESS,
         help="colour images: pixels scaled to [-1, 1] (Theano) or GCN + ZCA (Torch7), 8-bit",
     )
     p.add_argument(
@@ -67,12 +69,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="base learning rate")
     p.add_argument("--lr-final", type=float, help="exponential decay to this LR over the run")
     p.add_argument("--lr-halve-every", type=_positive_int, help="halve the LR every k epochs")
-    p.add_argument("--optimizer", choices=["adam", "shift-adamax"])
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument(
         "--compute-dtype",
-        choices=["auto", "float32", "bfloat16"],
+        choices=COMPUTE_DTYPES,
         help="dtype of the training matmuls (auto: bfloat16 where the CPU has fast bf16)",
     )
     p.add_argument("--hidden", type=_positive_int, help="MLP hidden width")
@@ -90,7 +92,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from binarynet.train import TrainConfig, Trainer, load_splits, recipe_config
+    from binarynet.config import TrainConfig, recipe_config
+    from binarynet.train import Trainer, load_splits
 
     out = Path(args.out)
     if args.resume and args.init_from:
@@ -206,7 +209,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--dataset",
-        choices=["mnist", "cifar10", "svhn"],
+        choices=DATASETS,
         help="default: the dataset the model was trained on (from the file), else mnist",
     )
     p.add_argument("--split", choices=["test", "valid", "train"], default="test")

@@ -61,7 +61,6 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,6 +82,8 @@ from binarynet.bnnfile import (
     Threshold,
     affine_eval,
 )
+from binarynet.checkpoint import LoadedCheckpoint, read_checkpoint
+from binarynet.config import DEFAULT_INPUT_SHAPES
 from binarynet.nn import (
     BatchNorm1d,
     BatchNorm2d,
@@ -95,20 +96,12 @@ from binarynet.nn import (
 )
 
 __all__ = [
-    "DEFAULT_INPUT_SHAPES",
     "ExportError",
     "affine_eval",
     "export",
     "export_checkpoint",
     "threshold_interval",
 ]
-
-DEFAULT_INPUT_SHAPES: dict[str, tuple[int, ...]] = {
-    "mnist-mlp": (28, 28),
-    "cifar10-convnet": (3, 32, 32),
-    "svhn-convnet": (3, 32, 32),
-}
-"""Per-example torch input shapes of the paper's models (used when ``input_shape`` is None)."""
 
 
 class ExportError(ValueError):
@@ -541,7 +534,7 @@ def build_graph(
     except (TypeError, ValueError) as exc:
         raise ExportError(f"provenance must be JSON-serialisable: {exc}") from None
     if preprocessor is None:
-        preprocessor = getattr(model, "preprocessor", None)  # set by binarynet.train.load_model
+        preprocessor = getattr(model, "preprocessor", None)  # set by read_checkpoint
     pre_fields, pre_tensors = _preprocess_state(preprocessor)
     num_classes = exporter.tensors[exporter.ops[-1].shift].shape[0]  # type: ignore[attr-defined]
     graph = Graph(spec, tuple(exporter.ops), num_classes, info, pre_fields)
@@ -571,8 +564,8 @@ def export(
             with 784 inputs or ``(in_features,)``; required for other ConvNets.
         preprocessor: the fitted :mod:`binarynet.preprocess` object the model was trained
             behind, stored in the file so that the engine applies it to raw images. Default:
-            ``model.preprocessor`` when the model has one (``binarynet.train.load_model`` sets
-            it), else none.
+            ``model.preprocessor`` when the model has one
+            (:func:`binarynet.checkpoint.read_checkpoint` sets it), else none.
         **provenance: JSON-serialisable facts stored in the file, e.g. ``model="mnist-mlp"``,
             ``model_kwargs={...}``; binarynet's and torch's versions are added.
 
@@ -587,27 +580,25 @@ def export(
     return graph
 
 
-def export_checkpoint(checkpoint: str | os.PathLike[str], path: str | os.PathLike[str]) -> Graph:
-    """Export the model of a ``best.pt`` / ``last.pt`` checkpoint of ``binarynet train``."""
-    from binarynet.checkpoint import load_checkpoint
-    from binarynet.train import load_model
-
-    state = load_checkpoint(checkpoint)
-    cfg = state["config"]
-    model = load_model(checkpoint)
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str] | LoadedCheckpoint, path: str | os.PathLike[str]
+) -> Graph:
+    """Export the model of a ``best.pt`` / ``last.pt`` checkpoint of ``binarynet train`` (a path,
+    or a checkpoint already read by :func:`binarynet.checkpoint.read_checkpoint`)."""
+    ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else read_checkpoint(checkpoint)
+    cfg = ckpt.config
     provenance: dict[str, Any] = {
         "model": cfg.get("model"),
         "model_kwargs": cfg.get("model_kwargs", {}),
         "dataset": cfg.get("dataset"),
-        "checkpoint": Path(checkpoint).name,
+        "checkpoint": ckpt.path.name,
     }
-    if "epoch" in state:
-        provenance["epoch"] = int(state["epoch"])
-    metrics = state.get("metrics")
-    if isinstance(metrics, dict):
+    if ckpt.epoch is not None:
+        provenance["epoch"] = ckpt.epoch
+    if ckpt.metrics is not None:
         provenance["metrics"] = {
             k: float(v)
-            for k, v in metrics.items()
+            for k, v in ckpt.metrics.items()
             if isinstance(v, (int, float)) and math.isfinite(v)
         }
-    return export(model, path, **provenance)
+    return export(ckpt.model, path, **provenance)

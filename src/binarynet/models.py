@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
+import torch
 from torch import nn
 
 from binarynet.nn import (
@@ -24,7 +26,15 @@ from binarynet.nn import (
     ShiftBatchNorm2d,
 )
 
-__all__ = ["MODELS", "build_model", "cifar10_convnet", "float_mlp", "mnist_mlp", "svhn_convnet"]
+__all__ = [
+    "MODELS",
+    "build_model",
+    "cifar10_convnet",
+    "float_mlp",
+    "images_to_torch",
+    "mnist_mlp",
+    "svhn_convnet",
+]
 
 
 def _bn1d(features: int, shift_bn: bool, eps: float, momentum: float) -> nn.Module:
@@ -177,7 +187,7 @@ def svhn_convnet(
     return cifar10_convnet(0.5, shift_bn, stochastic, bn_eps, bn_momentum, 1024, num_classes)
 
 
-MODELS = {
+MODELS = {  # the names of binarynet.config.MODELS (tests/test_config.py checks they agree)
     "mnist-mlp": mnist_mlp,
     "cifar10-convnet": cifar10_convnet,
     "svhn-convnet": svhn_convnet,
@@ -197,3 +207,12 @@ def build_model(name: str, **kwargs) -> nn.Sequential:
             f"model {name!r} does not take {', '.join(unknown)}; its options are {list(accepted)}"
         )
     return builder(**kwargs)
+
+
+def images_to_torch(images: np.ndarray) -> torch.Tensor:
+    """uint8 images as the models take them: [N, H, W] (grey) unchanged, colour NHWC → NCHW
+    (the PyTorch convention; datasets and the engine use NHWC)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images))
+    if tensor.dim() == 4:
+        tensor = tensor.permute(0, 3, 1, 2).contiguous()
+    return tensor

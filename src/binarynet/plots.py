@@ -185,17 +185,16 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str
     if checkpoint is None:
         result["weights"] = f"skipped: no best.pt or last.pt in {run_dir}"
     else:
-        from binarynet.checkpoint import load_checkpoint
+        from binarynet.checkpoint import read_checkpoint
         from binarynet.nn import binary_layers
-        from binarynet.train import load_model
 
-        model = load_model(checkpoint)
-        names = {id(m): name for name, m in model.named_modules()}
+        ckpt = read_checkpoint(checkpoint)
+        names = {id(m): name for name, m in ckpt.model.named_modules()}
         weights = {
             names[id(layer)]: layer.weight.detach().float().numpy()
-            for layer in binary_layers(model)
+            for layer in binary_layers(ckpt.model)
         }
-        epoch = load_checkpoint(checkpoint).get("epoch")
+        epoch = ckpt.epoch
         title = f"latent weights, {checkpoint.name}" + (f" (epoch {epoch})" if epoch else "")
         result["weights"] = plot_weight_histograms(weights, out / "weights.png", title=title)
     return result

@@ -696,13 +696,11 @@ def _when(epoch: Any, batch: Any) -> str:
 def _from_checkpoint(
     path: Path, input_shape: tuple[int, ...] | None, filters: bool, name: str | None
 ) -> Summary:
-    from binarynet.checkpoint import load_checkpoint
-    from binarynet.export import DEFAULT_INPUT_SHAPES
-    from binarynet.train import load_model
+    from binarynet.checkpoint import read_checkpoint
+    from binarynet.config import DEFAULT_INPUT_SHAPES
 
-    state = load_checkpoint(path)
-    cfg = state.get("config", {})
-    model = load_model(path)
+    ckpt = read_checkpoint(path)
+    cfg = ckpt.config
     if input_shape is None:
         kwargs = cfg.get("model_kwargs", {})
         if "in_features" in kwargs and kwargs["in_features"] != 784:
@@ -710,15 +708,15 @@ def _from_checkpoint(
         else:
             input_shape = DEFAULT_INPUT_SHAPES.get(cfg.get("model"))
     label = name or f"{cfg.get('model', path.name)} {cfg.get('model_kwargs', {}) or ''}".strip()
-    label += _when(state.get("epoch"), state.get("batch"))
-    s = _summary(model, input_shape, label, filters)
+    label += _when(ckpt.epoch, ckpt.batch)
+    s = _summary(ckpt.model, input_shape, label, filters)
     return Summary(
         s.name,
         s.source,
         s.input_shape,
         s.layers,
         s.filters,
-        _preprocess_bytes(getattr(model, "preprocessor", None)),
+        _preprocess_bytes(ckpt.preprocessor),
         None,
     )
 

@@ -1,4 +1,7 @@
-"""Training loop: recipes, epochs, evaluation, metrics, checkpoints and resume.
+"""Training loop: epochs, evaluation, metrics, checkpoints and resume.
+
+What a run is (:class:`TrainConfig`, the recipes, the registries of names) lives in the
+torch-free :mod:`binarynet.config`; what a checkpoint holds, in :mod:`binarynet.checkpoint`.
 
 A run directory holds::
 
@@ -11,7 +14,7 @@ A run directory holds::
     curves.png       learning curves, drawn at the end
     result.json      summary: best epoch, its validation and test error, wall time
 
-Every file is written atomically (:mod:`binarynet.checkpoint`). Shuffling draws from a generator
+Every file is written atomically (:mod:`binarynet.atomic`). Shuffling draws from a generator
 seeded by (seed, epoch) and everything else random (dropout, stochastic binarization) from torch's
 global generator, whose state is checkpointed, so a resumed run ends with exactly the weights of
 an uninterrupted one.
@@ -22,11 +25,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,218 +39,52 @@ from tqdm.auto import tqdm
 from binarynet import data as datasets
 from binarynet.atomic import atomic_write_bytes
 from binarynet.augment import augment
-from binarynet.checkpoint import load_checkpoint, save_checkpoint
+from binarynet.checkpoint import (
+    checkpoint_state,
+    load_checkpoint,
+    load_model,
+    preprocessor_state_to_torch,
+    save_checkpoint,
+)
+from binarynet.config import (
+    COMPUTE_DTYPES,
+    DATASETS,
+    OPTIMIZERS,
+    RECIPES,
+    TrainConfig,
+    recipe_config,
+)
 from binarynet.distributed import Dist, setup
 from binarynet.filters import latent_signs, sign_flip_fractions
 from binarynet.losses import square_hinge_loss
-from binarynet.models import build_model
+from binarynet.models import build_model, images_to_torch
 from binarynet.nn import clip_weights_, set_compute_dtype, sync_batchnorm_
 from binarynet.optim import ShiftAdaMax, param_groups
 from binarynet.preprocess import PREPROCESSORS, load_preprocessor
 
 __all__ = [
+    "COMPUTE_DTYPES",
+    "DATASETS",
+    "OPTIMIZERS",
     "RECIPES",
     "TrainConfig",
     "Trainer",
     "evaluate",
+    "images_to_torch",
     "load_model",
+    "preprocessor_state_to_torch",
     "recipe_config",
     "resolve_compute_dtype",
 ]
-
-OPTIMIZERS = ("adam", "shift-adamax")
-DATASETS = datasets.DATASETS
-COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as ``config.json`` and in checkpoints)."""
-
-    model: str = "mnist-mlp"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    optimizer: str = "shift-adamax"
-    lr: float = 2.0**-10
-    lr_final: float | None = None
-    lr_halve_every: int | None = None
-    glorot_lr: bool = True
-    glorot_pow2: bool = True
-    batch_size: int = 100
-    epochs: int = 10
-    seed: int = 0
-    compute_dtype: str = "auto"
-    threads: int | None = None
-    checkpoint_every: float = 300.0
-    eval_batch_size: int = 1000
-    recipe: str | None = None
-    preprocess: str | None = None
-    augment: bool = False
-    cache_dir: str | None = None
-    device: str = "cpu"
-    init_from: str | None = None  # a best.pt / last.pt whose model (and preprocessor) start the run
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(
-                f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}"
-            )
-        for name in ("batch_size", "epochs", "eval_batch_size"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite value > 0, got {self.lr!r}")
-        if self.lr_final is not None and self.lr_halve_every is not None:
-            raise ValueError("choose one schedule: lr_final (exponential decay) or lr_halve_every")
-        if self.lr_final is not None and not self.lr_final > 0:
-            raise ValueError(f"lr_final must be > 0, got {self.lr_final!r}")
-        if self.lr_halve_every is not None and not self.lr_halve_every > 0:
-            raise ValueError(f"lr_halve_every must be > 0, got {self.lr_halve_every!r}")
-        if self.threads is not None and not self.threads > 0:
-            raise ValueError(f"threads must be > 0, got {self.threads!r}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.preprocess is not None and self.preprocess not in PREPROCESSORS:
-            raise ValueError(
-                f"preprocess must be one of {sorted(PREPROCESSORS)} or None, "
-                f"got {self.preprocess!r}"
-            )
-
-
-# The paper's recipes (and a quick demo). Command-line options override single fields.
-RECIPES: dict[str, dict[str, Any]] = {
-    # A couple of minutes on two CPU cores on the bundled MNIST sample (`make demo`).
-    "mnist-demo": {
-        "model": "mnist-mlp",
-        "model_kwargs": {"hidden": 1024, "depth": 2, "shift_bn": True},
-        "optimizer": "shift-adamax",
-        "lr": 2.0**-10,
-        "lr_halve_every": 3,
-        "glorot_lr": True,
-        "glorot_pow2": True,
-        "batch_size": 100,
-        "epochs": 8,
-    },
-    # Theano code (Train-time/mnist.py): 3 × 4096, dropout 0.2 / 0.5, standard BN, Adam with the
-    # Glorot LR scale, LR 3e-3 → 3e-7 by exponential decay over 1000 epochs, batch 100.
-    "mnist-theano": {
-        "model": "mnist-mlp",
-        "model_kwargs": {"hidden": 4096, "depth": 3, "dropout_in": 0.2, "dropout_hidden": 0.5},
-        "optimizer": "adam",
-        "lr": 3e-3,
-        "lr_final": 3e-7,
-        "glorot_lr": True,
-        "glorot_pow2": False,
-        "batch_size": 100,
-        "epochs": 1000,
-    },
-    # Torch7 code: 3 × 2048, shift-based BN, stochastic binary hidden units (its default
-    # stcNeurons=true), shift-based AdaMax with power-of-two Glorot scales, learning rate halved
-    # every k epochs, batch 100.
-    "mnist-torch7": {
-        "model": "mnist-mlp",
-        "model_kwargs": {"hidden": 2048, "depth": 3, "shift_bn": True, "stochastic": True},
-        "optimizer": "shift-adamax",
-        "lr": 2.0**-10,
-        "lr_halve_every": 10,
-        "glorot_lr": True,
-        "glorot_pow2": True,
-        "batch_size": 100,
-        "epochs": 100,
-    },
-    # Theano code (Train-time/cifar10.py): the ConvNet with standard BN, pixels scaled to
-    # [−1, 1], Adam with the Glorot LR scale, LR 1e-3 → 3e-7 (exponential, 500 epochs), batch 50.
-    "cifar10-theano": {
-        "model": "cifar10-convnet",
-        "dataset": "cifar10",
-        "preprocess": "pixels",
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "lr_final": 3e-7,
-        "glorot_lr": True,
-        "glorot_pow2": False,
-        "batch_size": 50,
-        "epochs": 500,
-    },
-    # Torch7 code (Main_BinaryNet_Cifar10.lua): shift BN, GCN + ZCA whitening, shift AdaMax,
-    # batch 200, LR halved every 50 epochs.
-    "cifar10-torch7": {
-        "model": "cifar10-convnet",
-        "model_kwargs": {"shift_bn": True},
-        "dataset": "cifar10",
-        "preprocess": "gcn-zca",
-        "optimizer": "shift-adamax",
-        "lr": 2.0**-10,
-        "lr_halve_every": 50,
-        "glorot_lr": True,
-        "glorot_pow2": True,
-        "batch_size": 200,
-        "epochs": 500,
-    },
-    # Theano code (Train-time/svhn.py): half-width ConvNet, Adam 1e-3 → 3e-6 over 200 epochs.
-    "svhn-theano": {
-        "model": "svhn-convnet",
-        "dataset": "svhn",
-        "preprocess": "pixels",
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "lr_final": 3e-6,
-        "glorot_lr": True,
-        "glorot_pow2": False,
-        "batch_size": 50,
-        "epochs": 200,
-    },
-    "svhn-torch7": {
-        "model": "svhn-convnet",
-        "model_kwargs": {"shift_bn": True},
-        "dataset": "svhn",
-        "preprocess": "gcn-zca",
-        "optimizer": "shift-adamax",
-        "lr": 2.0**-10,
-        "lr_halve_every": 50,
-        "glorot_lr": True,
-        "glorot_pow2": True,
-        "batch_size": 200,
-        "epochs": 200,
-    },
-}
-
-
-def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a named recipe with ``overrides`` (None values are ignored)."""
-    values: dict[str, Any] = {}
-    if recipe is not None:
-        try:
-            values.update(RECIPES[recipe])
-        except KeyError:
-            raise ValueError(
-                f"unknown recipe {recipe!r}; expected one of {sorted(RECIPES)}"
-            ) from None
-        values["model_kwargs"] = dict(values.get("model_kwargs", {}))
-        values["recipe"] = recipe
-    model_kwargs = overrides.pop("model_kwargs", None) or {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    values.setdefault("model_kwargs", {})
-    values["model_kwargs"].update(model_kwargs)
-    return TrainConfig(**values)
+# TrainConfig, RECIPES, recipe_config and the registries live in binarynet.config (torch-free),
+# load_model and preprocessor_state_to_torch in binarynet.checkpoint, images_to_torch in
+# binarynet.models; they are re-exported here for code written against earlier versions.
 
 
 def load_splits(cfg: TrainConfig) -> datasets.Splits:
     """The dataset of ``cfg``: MNIST from ``data_dir`` (the bundled sample when None),
     CIFAR-10 (python batches or the JPEG copy) or SVHN (.mat files) from ``data_dir``."""
     return datasets.load_dataset(cfg.dataset, cfg.data_dir, cache_dir=cfg.cache_dir)
-
-
-def preprocessor_state_to_torch(state: dict[str, Any]) -> dict[str, Any]:
-    """A preprocessor's state with its arrays as tensors (``torch.load(weights_only=True)``
-    accepts tensors and plain values, not NumPy arrays)."""
-    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
 
 
 def resolve_compute_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -266,15 +101,6 @@ def resolve_compute_dtype(name: str, device: torch.device) -> torch.dtype:
         torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     )
     return torch.bfloat16 if fast_bf16 else torch.float32
-
-
-def images_to_torch(images: np.ndarray) -> torch.Tensor:
-    """uint8 images as the torch models take them: [N, H, W] (grey) unchanged, colour NHWC →
-    NCHW (the PyTorch convention; the engine takes NHWC)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images))
-    if tensor.dim() == 4:
-        tensor = tensor.permute(0, 3, 1, 2).contiguous()
-    return tensor
 
 
 def _labels_to_torch(labels: np.ndarray) -> torch.Tensor:
@@ -327,21 +153,6 @@ def build_scheduler(
     if cfg.lr_halve_every is not None:
         return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_halve_every, gamma=0.5)
     return None
-
-
-def load_model(checkpoint: str | Path) -> nn.Module:
-    """Rebuild the model of a ``best.pt`` / ``last.pt`` checkpoint, in evaluation mode.
-
-    The model's ``preprocessor`` attribute is the fitted preprocessor the run trained with
-    (:mod:`binarynet.preprocess`), or None: apply its ``transform`` to raw uint8 images first.
-    """
-    state = load_checkpoint(checkpoint)
-    cfg = state["config"]
-    model = build_model(cfg["model"], **cfg["model_kwargs"])
-    model.load_state_dict(state["model_state"])
-    saved = state.get("preprocess")
-    model.preprocessor = load_preprocessor(saved) if saved is not None else None
-    return model.eval()
 
 
 def _require_same(
@@ -486,20 +297,13 @@ class Trainer:
         self.model.load_state_dict(state["model_state"])
         self.epoch_signs = latent_signs(self.model)
 
-    def _preprocessor_state(self) -> dict[str, Any] | None:
-        if self.preprocessor is None:
-            return None
-        return preprocessor_state_to_torch(self.preprocessor.state_dict())
-
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "config": dataclasses.asdict(self.cfg),
-            "preprocess": self._preprocessor_state(),
-            "model_state": self.model.state_dict(),
+        """What ``last.pt`` holds: the model part (:func:`binarynet.checkpoint.checkpoint_state`)
+        and everything resuming needs. Collective: every process contributes its RNG state."""
+        training = {
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
             "rng_state": self.dist.gather(torch.get_rng_state()),  # one per process
-            "epoch": self.epoch,
             "batch": self.batch,
             "accum": dict(self.accum),
             "history": list(self.history),
@@ -508,6 +312,13 @@ class Trainer:
             "epoch_signs": {k: torch.from_numpy(v) for k, v in self.epoch_signs.items()},
             "torch_version": str(torch.__version__),
         }
+        return checkpoint_state(
+            dataclasses.asdict(self.cfg),
+            self.model,
+            self.preprocessor,
+            epoch=self.epoch,
+            training=training,
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         keys = ("model", "model_kwargs", "optimizer", "batch_size", "dataset", "seed", "preprocess")
@@ -619,16 +430,14 @@ class Trainer:
         if not self.best or valid_err <= self.best["valid_error"]:
             self.best = {k: row[k] for k in ("epoch", "valid_error", "test_error")}
         if self.best["epoch"] == row["epoch"] and self.dist.is_main:
-            save_checkpoint(
-                self.out_dir / "best.pt",
-                {
-                    "config": dataclasses.asdict(self.cfg),
-                    "preprocess": self._preprocessor_state(),
-                    "model_state": self.model.state_dict(),
-                    "epoch": row["epoch"],
-                    "metrics": row,
-                },
+            state = checkpoint_state(
+                dataclasses.asdict(self.cfg),
+                self.model,
+                self.preprocessor,
+                epoch=row["epoch"],
+                metrics=row,
             )
+            save_checkpoint(self.out_dir / "best.pt", state)
         if self.scheduler is not None:
             self.scheduler.step()
         self.epoch += 1

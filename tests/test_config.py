@@ -1,0 +1,87 @@
+"""binarynet.config: the registries agree with their owners, the CLI builds its choices from
+them, and the training module re-exports the same objects."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+import torch
+
+from binarynet import config, data, models, preprocess
+from binarynet.cli import build_parser
+
+
+def test_model_names_are_those_of_the_builders() -> None:
+    assert list(config.MODELS) == list(models.MODELS)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("mnist-mlp", {"hidden": 8, "depth": 1}),
+        ("cifar10-convnet", {"width": 1 / 32, "fc_width": 8}),
+        ("svhn-convnet", {}),
+    ],
+)
+def test_default_input_shape_is_what_the_model_takes(name: str, kwargs: dict) -> None:
+    shape = config.MODELS[name].input_shape
+    assert config.DEFAULT_INPUT_SHAPES[name] == shape
+    model = models.build_model(name, **kwargs).eval()
+    with torch.no_grad():
+        scores = model(torch.zeros((2, *shape), dtype=torch.uint8))
+    assert scores.shape == (2, 10)
+
+
+def test_registries_owned_elsewhere_are_the_owners() -> None:
+    assert config.DATASETS == data.DATASETS
+    assert tuple(preprocess.PREPROCESSORS) == config.PREPROCESS
+    for recipe in config.RECIPES.values():
+        cfg = config.recipe_config(None, **recipe)
+        assert cfg.model in config.MODELS and cfg.dataset in config.DATASETS
+
+
+def test_train_re_exports_the_same_objects() -> None:
+    from binarynet import checkpoint, train
+
+    for name in ("TrainConfig", "RECIPES", "recipe_config", "OPTIMIZERS", "COMPUTE_DTYPES"):
+        assert getattr(train, name) is getattr(config, name), name
+    assert train.DATASETS == config.DATASETS
+    assert train.load_model is checkpoint.load_model
+    assert train.images_to_torch is models.images_to_torch
+
+
+def test_config_validates_against_the_registries() -> None:
+    for field, bad in [
+        ("optimizer", "sgd"),
+        ("compute_dtype", "float16"),
+        ("dataset", "imagenet"),
+        ("preprocess", "whiten"),
+        ("device", "tpu"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            config.TrainConfig(**{field: bad})
+    assert dataclasses.asdict(config.TrainConfig())["model"] == "mnist-mlp"
+
+
+def _choices(parser: argparse.ArgumentParser, command: str) -> dict[str, tuple]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        action.dest: tuple(action.choices)
+        for action in sub.choices[command]._actions
+        if action.choices is not None
+    }
+
+
+def test_cli_choices_come_from_the_registries() -> None:
+    parser = build_parser()
+    assert _choices(parser, "train") == {
+        "model": tuple(config.MODELS),
+        "recipe": tuple(config.RECIPES),
+        "dataset": config.DATASETS,
+        "preprocess": config.PREPROCESS,
+        "optimizer": config.OPTIMIZERS,
+        "compute_dtype": config.COMPUTE_DTYPES,
+    }
+    assert _choices(parser, "eval")["dataset"] == config.DATASETS
