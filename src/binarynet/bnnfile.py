@@ -119,6 +119,7 @@ __all__ = [
     "op_label",
     "pack_bits",
     "save",
+    "tensor_table",
     "unpack_bits",
 ]
 
@@ -157,7 +158,8 @@ def _checksum(graph_text: str, tensors: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _tensor_table(tensors: Mapping[str, np.ndarray]) -> dict[str, tuple[str, tuple[int, ...]]]:
+def tensor_table(tensors: Mapping[str, np.ndarray]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{name: (safetensors dtype, shape)} of ``tensors``, what :meth:`Graph.infer` takes."""
     table = {}
     for name, array in tensors.items():
         dtype = np.dtype(array.dtype)
@@ -233,7 +235,7 @@ def _load_preprocessor(graph: Graph, tensors: Mapping[str, np.ndarray]) -> Any |
 def _validate(graph: Graph, tensors: Mapping[str, np.ndarray], where: str) -> BNNFile:
     """Everything but the file's framing: the graph against the tensors, then their values."""
     try:
-        values = graph.infer(_tensor_table(tensors))
+        values = graph.infer(tensor_table(tensors))
         graph.check_values(values, tensors)
         pre = _load_preprocessor(graph, tensors)
     except BNNFileError as exc:
