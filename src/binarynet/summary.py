@@ -588,8 +588,8 @@ def _float_layers(calls: list[tuple[str, Any, tuple, tuple]]) -> list[LayerSumma
                 "note": "→ float32 scale, shift",
             }
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            k = module.kernel_size
-            window = k * k if isinstance(k, int) else _numel(k)
+            size = module.kernel_size
+            window = size * size if isinstance(size, int) else _numel(size)
             row = {"ops": {"compare": n_out * (window - 1)}}
         else:  # any activation function or other module: a float32 value
             row = {"params": params, "activation": (4 * n_out, 4 * n_out)}
