@@ -1,8 +1,11 @@
 """A loaded ``.bnn`` model, run on the compiled XNOR-popcount kernels.
 
-The graph (see :mod:`binarynet.bnnfile`) is grouped into *stages*: a binary layer (``dense`` or
-``conv2d``), the ``maxpool2d`` ops after it, and the ``threshold`` (→ bits for the next layer) or
-``scores`` (→ float32) that consumes its integers. A stage runs as:
+The graph (ops and their maths: :mod:`binarynet.ops`) is grouped into *stages* by op role: a
+binary layer (``dense`` or ``conv2d``), the pools after it (``maxpool2d``), and the activation
+(``threshold``, → bits for the next layer) or ``scores`` (→ float32) that consumes its integers.
+The planner, :class:`_Planner`, is the engine's back-end: a :class:`binarynet.ops.GraphVisitor`
+whose ``visit_<type>`` methods turn each op into the object that runs it (a layer run with its
+exact and fused kernels, a pool run, a stage). A stage runs as:
 
 - uint8 input (the first layer, Algorithm 5's exact integers Σ pᵢwᵢ): the byte GEMM
   ``u8gemm`` (dense) or ``u8conv2d`` (convolutions, its rows built per task, padded taps reading
