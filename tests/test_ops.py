@@ -90,3 +90,14 @@ def test_the_engine_planner_is_a_visitor_that_groups_by_role():
     assert [type(s.run).__name__ for s in stages] == ["_ConvU8", "_ConvBits", "_DenseBits"]
     assert stages[0].run.workspace == 4 * 4 * 27  # the uint8 convolution's im2col patches
     assert math.prod(stages[-1].y.shape) == 10
+
+
+def test_summary_of_a_model_that_cannot_be_deployed():
+    from torch import nn
+
+    from binarynet.nn import BinaryLinear
+    from binarynet.summary import summary
+
+    model = nn.Sequential(nn.Flatten(), BinaryLinear(16, 10), nn.BatchNorm1d(10))
+    with pytest.raises(ValueError, match=r"cannot be deployed.*FixedPointInput"):
+        summary(model, (4, 4))

@@ -733,10 +733,11 @@ def summary(
     """Summarise ``model``: per-layer parameters, memory, MACs; totals; energy; filter repetitions.
 
     Args:
-        model: a torch ``nn.Module`` (binarynet layers or float ones; any module whose leaves
-            run in order, e.g. ``nn.Sequential``), a loaded :class:`binarynet.bnnfile.BNNFile`,
-            or the path of a ``.bnn`` file (read without torch) or of a ``binarynet train``
-            checkpoint (``best.pt`` / ``last.pt``).
+        model: a torch ``nn.Module`` (a binarynet model that :func:`binarynet.export.export`
+            accepts, or a float one: any module whose leaves run in order, e.g.
+            ``nn.Sequential``), a loaded :class:`binarynet.bnnfile.BNNFile`, or the path of a
+            ``.bnn`` file (read without torch) or of a ``binarynet train`` checkpoint
+            (``best.pt`` / ``last.pt``).
         input_shape: the per-example torch input shape, e.g. ``(28, 28)`` or ``(3, 32, 32)``.
             Default: ``(in_features,)`` for an MLP; from the checkpoint's model name for a
             checkpoint; from the file for a ``.bnn``. Required for other ConvNets.
@@ -751,7 +752,8 @@ def summary(
         the same as JSON-serialisable values.
 
     Raises:
-        ValueError: the input shape is missing or does not fit the model.
+        ValueError: the input shape is missing or does not fit the model, or a model with
+            binary layers cannot be exported (it has no deployed sizes).
         FileNotFoundError: ``model`` is a path that does not exist.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
