@@ -249,7 +249,7 @@ class _Planner(GraphVisitor[Any]):
 
     def __init__(
         self, graph: bnnfile.Graph, values: list[ValueInfo], tensors: dict[str, np.ndarray]
-    ):
+    ) -> None:
         self.graph, self.values, self.tensors = graph, values, tensors
 
     def plan(self) -> list[_Stage]:
@@ -266,6 +266,8 @@ class _Planner(GraphVisitor[Any]):
             while ops[j].role is Role.POOL:
                 pools.append(ops[j].accept(self))
                 j += 1
+            # The tail op (threshold or scores) turns this stage's layer and pools into its
+            # own kind of stage.
             base = _Stage(i, layer, values[i], values[i + 1], run, tuple(pools))  # type: ignore[arg-type]
             stages.append(ops[j].accept(self, base))
             i = j + 1
