@@ -11,7 +11,7 @@ safetensors and :mod:`binarynet.bnnfile`; never torch.
   pools, thresholds of every kind (up-sets, down-sets, constants, intervals that are neither),
   biases, unicode tensor names.
 - :func:`reference` runs a graph the slow, obvious way (int64 NumPy, ±1 values unpacked, the
-  maths of the :mod:`binarynet.bnnfile` docstring), independently of the engine's planning,
+  maths of the :mod:`binarynet.ops` docstring), independently of the engine's planning,
   fusion and kernels: the oracle for "never a wrong answer".
 - :func:`mutate` breaks a model at the graph, tensor or safetensors-header level; :func:`seal`
   writes any graph text and tensors with a *correct* checksum, so that mutations get past the

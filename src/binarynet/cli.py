@@ -184,9 +184,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from binarynet.export import export_checkpoint
+    from binarynet.ops import Role
 
     graph = export_checkpoint(args.checkpoint, args.out)
-    layers = sum(op.type in ("dense", "conv2d") for op in graph.ops)
+    layers = sum(op.role is Role.LAYER for op in graph.ops)
     size = Path(args.out).stat().st_size
     print(
         f"wrote {args.out}: {graph.provenance.get('model')} {graph.provenance.get('model_kwargs')}"

@@ -59,7 +59,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,19 +69,6 @@ from torch import nn
 
 import binarynet
 from binarynet import bnnfile
-from binarynet.bnnfile import (
-    INT32_MAX,
-    INT32_MIN,
-    Conv2d,
-    Dense,
-    Graph,
-    InputSpec,
-    MaxPool2d,
-    Op,
-    Scores,
-    Threshold,
-    affine_eval,
-)
 from binarynet.checkpoint import LoadedCheckpoint, read_checkpoint
 from binarynet.config import DEFAULT_INPUT_SHAPES
 from binarynet.nn import (
@@ -93,6 +80,19 @@ from binarynet.nn import (
     FixedPointInput,
     ShiftBatchNorm1d,
     ShiftBatchNorm2d,
+)
+from binarynet.ops import (
+    INT32_MAX,
+    INT32_MIN,
+    Conv2d,
+    Dense,
+    Graph,
+    InputSpec,
+    MaxPool2d,
+    Op,
+    Scores,
+    Threshold,
+    affine_eval,
 )
 
 __all__ = [
@@ -216,7 +216,35 @@ def _finite(array: np.ndarray, what: str, where: str) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+_Handler = Callable[["_Exporter", str, Any], None]
+_HANDLERS: dict[type, _Handler] = {}
+"""torch module class → the :class:`_Exporter` method that exports it (see :func:`_handles`)."""
+
+
+def _handles(*classes: type) -> Callable[[_Handler], _Handler]:
+    """Register the decorated :class:`_Exporter` method as the handler of ``classes`` (and of
+    their subclasses, unless one of those has its own handler: the most specific class of a
+    module's MRO wins)."""
+
+    def register(handler: _Handler) -> _Handler:
+        for cls in classes:
+            _HANDLERS[cls] = handler
+        return handler
+
+    return register
+
+
+def _handler(module: nn.Module) -> _Handler | None:
+    for cls in type(module).__mro__:
+        if cls in _HANDLERS:
+            return _HANDLERS[cls]
+    return None
+
+
 class _Exporter:
+    """The walk: :meth:`add` sends each leaf module to its registered handler, which checks it
+    against the current value (:class:`_State`), appends ops and tensors and moves the state on."""
+
     def __init__(self, spec: InputSpec, torch_shape: tuple[int, ...]) -> None:
         self.spec = spec
         self.ops: list[Op] = []
@@ -238,49 +266,54 @@ class _Exporter:
             raise ExportError(f"module {where} ({type(module).__name__}) cannot follow {described}")
 
     def add(self, where: str, module: nn.Module) -> None:
-        st = self.state
-        if isinstance(module, (nn.Dropout, nn.Identity)):
-            return  # identity in evaluation mode
-        if isinstance(module, FixedPointInput):
-            self._expect(where, module, "start")
-            if (module.zero_point, module.scale) != (self.spec.zero_point, self.spec.scale):
-                raise ExportError(f"module {where}: inconsistent input spec")  # pragma: no cover
-            st.kind = "u8"
-        elif isinstance(module, nn.Flatten):
-            self._expect(where, module, "u8", "bits")
-            if module.start_dim != 1 or module.end_dim != -1:
-                raise ExportError(
-                    f"module {where} (Flatten): only start_dim=1, end_dim=-1 is supported, got "
-                    f"{module.start_dim}, {module.end_dim}"
-                )
-            st.flat = True
-        elif isinstance(module, BinaryLinear):
-            self._dense(where, module)
-        elif isinstance(module, BinaryConv2d):
-            self._conv(where, module)
-        elif isinstance(module, nn.MaxPool2d):
-            self._maxpool(where, module)
-        elif isinstance(module, _BATCH_NORMS):
-            self._batchnorm(where, module)
-        elif isinstance(module, BinaryActivation):
-            self._expect(where, module, "bn")
-            lo, hi = threshold_interval(st.bound, st.input_scale, st.bias, st.scale, st.shift)
-            op = Threshold(self._name("lo"), self._name("hi"), where)
-            self.tensors[op.lo], self.tensors[op.hi] = lo, hi
-            self.ops.append(op)
-            st.kind, st.bias, st.scale, st.shift = "bits", None, None, None
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-            raise ExportError(
-                f"module {where} ({type(module).__name__}): use binarynet.nn.BatchNorm1d/2d or "
-                "ShiftBatchNorm1d/2d, whose evaluation forward (x·scale + shift in float32) "
-                "export can fold exactly"
-            )
-        else:
+        handler = _handler(module)
+        if handler is None:
             raise ExportError(
                 f"module {where} ({type(module).__name__}) is not supported; a .bnn model is "
                 "FixedPointInput, Flatten, Dropout, BinaryLinear, BinaryConv2d, MaxPool2d, "
                 "binarynet.nn batch norms and BinaryActivation"
             )
+        handler(self, where, module)
+
+    @_handles(nn.Dropout, nn.Identity)
+    def _identity(self, where: str, module: nn.Module) -> None:
+        """Identity in evaluation mode: nothing to export."""
+
+    @_handles(FixedPointInput)
+    def _fixed_point_input(self, where: str, module: FixedPointInput) -> None:
+        self._expect(where, module, "start")
+        if (module.zero_point, module.scale) != (self.spec.zero_point, self.spec.scale):
+            raise ExportError(f"module {where}: inconsistent input spec")  # pragma: no cover
+        self.state.kind = "u8"
+
+    @_handles(nn.Flatten)
+    def _flatten(self, where: str, module: nn.Flatten) -> None:
+        self._expect(where, module, "u8", "bits")
+        if module.start_dim != 1 or module.end_dim != -1:
+            raise ExportError(
+                f"module {where} (Flatten): only start_dim=1, end_dim=-1 is supported, got "
+                f"{module.start_dim}, {module.end_dim}"
+            )
+        self.state.flat = True
+
+    @_handles(BinaryActivation)
+    def _activation(self, where: str, module: BinaryActivation) -> None:
+        st = self.state
+        self._expect(where, module, "bn")
+        assert st.scale is not None and st.shift is not None  # set by the batch norm
+        lo, hi = threshold_interval(st.bound, st.input_scale, st.bias, st.scale, st.shift)
+        op = Threshold(self._name("lo"), self._name("hi"), where)
+        self.tensors[op.lo], self.tensors[op.hi] = lo, hi
+        self.ops.append(op)
+        st.kind, st.bias, st.scale, st.shift = "bits", None, None, None
+
+    @_handles(nn.modules.batchnorm._BatchNorm)
+    def _torch_batchnorm(self, where: str, module: nn.Module) -> None:
+        raise ExportError(
+            f"module {where} ({type(module).__name__}): use binarynet.nn.BatchNorm1d/2d or "
+            "ShiftBatchNorm1d/2d, whose evaluation forward (x·scale + shift in float32) "
+            "export can fold exactly"
+        )
 
     def _input_kind(self, where: str, layer: BinaryLinear | BinaryConv2d) -> str:
         kind = self.state.kind
@@ -291,6 +324,7 @@ class _Exporter:
             )
         return kind
 
+    @_handles(BinaryLinear)
     def _dense(self, where: str, layer: BinaryLinear) -> None:
         self._expect(where, layer, "u8", "bits")
         st = self.state
@@ -319,6 +353,7 @@ class _Exporter:
         self.ops.append(op)
         self._after_layer(where, layer, kind, k, (out,))
 
+    @_handles(BinaryConv2d)
     def _conv(self, where: str, layer: BinaryConv2d) -> None:
         self._expect(where, layer, "u8", "bits")
         st = self.state
@@ -394,6 +429,7 @@ class _Exporter:
             bias=bias,
         )
 
+    @_handles(nn.MaxPool2d)
     def _maxpool(self, where: str, pool: nn.MaxPool2d) -> None:
         self._expect(where, pool, "int")
         st = self.state
@@ -418,6 +454,7 @@ class _Exporter:
         self.ops.append(op)
         st.torch_shape = (c, *op.output_hw(h, w))
 
+    @_handles(*_BATCH_NORMS)
     def _batchnorm(self, where: str, bn: nn.Module) -> None:
         self._expect(where, bn, "int")
         st = self.state

@@ -206,20 +206,13 @@ def _torch_conv_signs(model: Any) -> list[tuple[str, np.ndarray]]:
 
 def _bnn_conv_signs(bnn: Any) -> list[tuple[str, np.ndarray]]:
     """Sign patterns [O, C, kh, kw] (True = −1) of the conv2d ops of a loaded ``.bnn`` file."""
-    from binarynet.bnnfile import Conv2d, op_label, unpack_bits
+    from binarynet.ops import Conv2d, op_label
 
     out = []
     for i, op in enumerate(bnn.graph.ops):
-        if not isinstance(op, Conv2d):
+        if not isinstance(op, Conv2d):  # the 2-D filters are the convolutions'
             continue
-        x = bnn.values[i]
-        kh, kw = op.kernel_size
-        c = x.shape[-1]
-        weight = bnn.tensors[op.weight]
-        if x.kind == "u8":  # [O, words] over the (i, j, c) tap order
-            neg = unpack_bits(weight, kh * kw * c).reshape(op.out_channels, kh, kw, c)
-        else:  # [O, kh, kw, words], channels packed per tap
-            neg = unpack_bits(weight, c)
+        neg = op.weight_signs(bnn.values[i], bnn.tensors)  # [O, kh, kw, C]
         out.append((op.source or op_label(i, op), neg.transpose(0, 3, 1, 2)))
     return out
 

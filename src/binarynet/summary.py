@@ -15,8 +15,15 @@ stores), and the multiply-accumulates split by kind:
     the first layer, 8-bit fixed-point input × ±1 weights (Algorithm 5: exact integer sums
     Σ pᵢwᵢ, which the engine computes with a byte GEMM, u8 × ±1);
 ``float``
-    real-valued operands: float layers (``nn.Linear``, ``nn.Conv2d``), or a binary layer fed
-    with real values.
+    real-valued operands: the float layers (``nn.Linear``, ``nn.Conv2d``) of a float network.
+
+Where the numbers come from: a ``.bnn`` file's rows are its ops' costs
+(:meth:`binarynet.ops.Op.cost`: each op knows its stored bits, bytes and operations). A torch
+model with binarynet binary layers is exported in memory (:func:`binarynet.export.build_graph`,
+the one exporter) and gets the same op costs, mapped back to its modules through the ops'
+``source``; only torch-side facts (trainable parameters, float32 bytes, shapes) come from the
+modules. A model that cannot be exported has no deployed sizes (``ValueError``). A torch model
+without binary layers is summarised as the float32 network it is.
 
 Counting rules
 --------------
@@ -76,6 +83,7 @@ from pathlib import Path
 from typing import Any
 
 from binarynet.filters import FilterRepetitions, mean_repetitions
+from binarynet.ops import OpCost, Role
 
 __all__ = [
     "ENERGY_PJ",
@@ -119,10 +127,6 @@ BINARY_WORD_PJ = XNOR_WORD_PJ + POPCOUNT_WORD_PJ + ENERGY_PJ["int32_add"]
 """XNOR + popcount of one 64-bit word and the 32-bit accumulation of the count (0.79 pJ)."""
 
 _FLOAT_MAC_PJ = ENERGY_PJ["float32_mult"] + ENERGY_PJ["float32_add"]
-
-
-def _words(n: int) -> int:
-    return -(-n // 64)
 
 
 def memory_level(nbytes: float) -> tuple[str, float]:
@@ -404,16 +408,8 @@ def _numel(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
-def _engine_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
-
-
-def _bits_bytes(engine_shape: tuple[int, ...]) -> int:
-    """Bytes of ±1 values of this (channels-last) shape, packed as the engine stores them."""
-    return 8 * _numel(engine_shape[:-1]) * _words(engine_shape[-1])
-
-
 def _leaves(model: Any) -> list[tuple[str, Any]]:
+    """The modules without children (the ones a forward pass runs), by name."""
     return [(name, m) for name, m in model.named_modules() if not list(m.children())]
 
 
@@ -468,113 +464,140 @@ def _trace(model: Any, input_shape: tuple[int, ...]) -> list[tuple[str, Any, tup
     return calls
 
 
+def _cost_row(cost: OpCost) -> dict[str, Any]:
+    """The :class:`LayerSummary` fields of an op's :class:`~binarynet.ops.OpCost`."""
+    return {f.name: getattr(cost, f.name) for f in dataclasses.fields(cost)}
+
+
 def _torch_layers(model: Any, input_shape: tuple[int, ...]) -> list[LayerSummary]:
+    """One row per leaf module. A model with binarynet binary layers is exported in memory
+    (:func:`binarynet.export.build_graph`) and its deployed facts (bits, bytes, MACs, other
+    operations, packed activations) are the graph's ops' :meth:`~binarynet.ops.Op.cost`, mapped
+    back to the modules by the ops' ``source``; the modules give what only torch knows
+    (trainable parameters with the batch-norm γ and β, float32 bytes, output shapes)."""
+    from binarynet.nn import BinaryConv2d, BinaryLinear
+
+    calls = _trace(model, input_shape)
+    if not any(isinstance(m, (BinaryLinear, BinaryConv2d)) for _, m, _, _ in calls):
+        return _float_layers(calls)
+    from binarynet.bnnfile import tensor_table
+    from binarynet.export import ExportError, build_graph
+
+    try:
+        graph, tensors = build_graph(model, input_shape)
+    except ExportError as exc:
+        raise ValueError(
+            f"the model cannot be deployed, so it has no deployed sizes: {exc}"
+        ) from None
+    values = graph.infer(tensor_table(tensors))
+    costs: dict[str | None, OpCost] = {
+        op.source: op.cost(values[i], values[i + 1], tensors) for i, op in enumerate(graph.ops)
+    }  # the scores op (the last batch norm's) has no source: key None
+    return _binary_rows(calls, costs)
+
+
+def _binary_rows(
+    calls: list[tuple[str, Any, tuple, tuple]], costs: Mapping[str | None, OpCost]
+) -> list[LayerSummary]:
     from torch import nn
     from torch.nn.modules.batchnorm import _BatchNorm
 
-    from binarynet.nn import BinaryActivation, BinaryConv2d, BinaryLinear, FixedPointInput
+    from binarynet.nn import BinaryActivation, FixedPointInput
 
-    calls = _trace(model, input_shape)
     passthrough = (nn.Flatten, nn.Dropout, nn.Identity)
-
-    def next_meaningful(i: int) -> Any:
-        for _, module, _, _ in calls[i + 1 :]:
-            if not isinstance(module, passthrough):
-                return module
-        return None
-
+    meaningful = [(name, m) for name, m, _, _ in calls if not isinstance(m, passthrough)]
+    following = dict(zip([n for n, _ in meaningful], [*meaningful[1:], (None, None)], strict=True))
     rows: list[LayerSummary] = []
-    kind = "raw"  # the kind of the current value: raw, u8, bits, real
-    engine_shape = _engine_shape(tuple(input_shape))  # channels-last, as before any Flatten
-    pending_bias = 0  # a bias before a batch norm, folded into thresholds or scores
+    for name, module, _shape_in, shape_out in calls:
+        n_out = _numel(shape_out)
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        row: dict[str, Any] = {}
+        if isinstance(module, FixedPointInput):
+            row = {"activation": (n_out, n_out), "note": "8-bit fixed-point input"}
+        elif isinstance(module, _BatchNorm):
+            # Folded into the op after it: the next BinaryActivation's threshold (whose packed
+            # output that module's row shows), or else the scores (the op without a source).
+            next_name, next_module = following[name]
+            thresholded = isinstance(next_module, BinaryActivation)
+            cost = costs[next_name if thresholded else None]
+            c = module.num_features
+            row = _cost_row(cost) | {
+                "params": params,
+                "float32_bytes": 8 * c,
+                "activation": None if thresholded else cost.activation,
+                "note": "→ int32 thresholds lo, hi"
+                if thresholded
+                else "→ float32 scale, shift" + (" (+ bias)" if cost.params > 2 * c else ""),
+            }
+        elif isinstance(module, BinaryActivation):
+            row = {"activation": costs[name].activation, "note": "sign → packed bits"}
+        elif name in costs:  # a binary layer or a pool: its op
+            row = _cost_row(costs[name])
+            if row["params"]:  # a layer: its trainable weights (and bias) in float32
+                row |= {"params": params, "float32_bytes": 4 * params}
+        elif not isinstance(module, passthrough):  # pragma: no cover - export refuses it
+            raise AssertionError(f"module {name} ({type(module).__name__}) became no op")
+        rows.append(
+            LayerSummary(name=name, type=type(module).__name__, output_shape=shape_out, **row)
+        )
+    return rows
+
+
+def _float_layers(calls: list[tuple[str, Any, tuple, tuple]]) -> list[LayerSummary]:
+    """One row per leaf module of a model without binary layers: the float32 network it is
+    (``nn.Linear`` / ``nn.Conv2d`` with float MACs, batch norm as a float32 affine), the
+    baseline that binary networks are compared with. Nothing here is deployed as a ``.bnn``."""
+    from torch import nn
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from binarynet.nn import FixedPointInput
+
+    passthrough = (nn.Flatten, nn.Dropout, nn.Identity)
+    rows: list[LayerSummary] = []
     for i, (name, module, _shape_in, shape_out) in enumerate(calls):
         n_out = _numel(shape_out)
         params = sum(p.numel() for p in module.parameters(recurse=False))
-        last = i == len(calls) - 1
         row: dict[str, Any] = {}
         if isinstance(module, FixedPointInput):
-            kind = "u8"
             row = {"activation": (n_out, n_out), "note": "8-bit fixed-point input"}
         elif isinstance(module, passthrough):
             pass
-        elif isinstance(module, (BinaryLinear, BinaryConv2d, nn.Linear, nn.Conv2d)):
-            binary = isinstance(module, (BinaryLinear, BinaryConv2d))
-            x_kind = "bits" if binary and module.binarize_input else kind
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
             if isinstance(module, nn.Linear):
                 k = module.in_features
-                o = module.out_features
             else:
                 kh, kw = module.kernel_size
                 k = module.in_channels // module.groups * kh * kw
-                o = module.out_channels
-            n_weights = module.weight.numel()
-            bias = module.bias.numel() if module.bias is not None else 0
-            macs = n_out * k
-            if not binary:
-                mac_kind, note = "float", "float32"
-                bits = {32: n_weights + bias}
-                deployed = 4 * (n_weights + bias)
-            else:
-                mac_kind = {"bits": "binary", "u8": "int8"}.get(x_kind, "float")
-                note = {
-                    "binary": "XNOR-popcount",
-                    "int8": "8-bit input × 1-bit weights",
-                    "float": "real input × 1-bit weights",
-                }[mac_kind]
-                bits = {1: n_weights}
-                if isinstance(module, BinaryConv2d) and x_kind == "bits":
-                    words = kh * kw * _words(module.in_channels)  # per tap
-                elif isinstance(module, BinaryLinear) and x_kind == "bits":
-                    words = _numel(engine_shape[:-1]) * _words(engine_shape[-1])
-                else:
-                    words = _words(k)
-                deployed = 8 * o * words
-                pending_bias = bias
+            n = module.weight.numel() + (module.bias.numel() if module.bias is not None else 0)
             row = {
                 "params": params,
-                "bits": bits,
-                "float32_bytes": 4 * (n_weights + bias),
-                "deployed_bytes": deployed,
-                "macs": {mac_kind: macs},
-                "note": note,
+                "bits": {32: n},
+                "float32_bytes": 4 * n,
+                "deployed_bytes": 4 * n,
+                "macs": {"float": n_out * k},
+                "note": "float32",
             }
-            kind = "real"
         elif isinstance(module, _BatchNorm):
             c = module.num_features
-            following = next_meaningful(i)
-            if isinstance(following, BinaryActivation):
-                bits, ops, note = {32: 2 * c}, {"threshold": n_out}, "→ int32 thresholds lo, hi"
-            else:
-                bits, ops = {32: 2 * c + pending_bias}, {"affine": n_out}
-                note = "→ float32 scale, shift" + (" (+ bias)" if pending_bias else "")
             row = {
                 "params": params,
-                "bits": bits,
+                "bits": {32: 2 * c},
                 "float32_bytes": 8 * c,
-                "deployed_bytes": 4 * sum(bits.values()),
-                "ops": ops,
-                "note": note,
+                "deployed_bytes": 8 * c,
+                "ops": {"affine": n_out},
+                "note": "→ float32 scale, shift",
             }
-            pending_bias = 0
-            kind = "real"
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            k = module.kernel_size
-            window = k * k if isinstance(k, int) else _numel(k)
+            size = module.kernel_size
+            window = size * size if isinstance(size, int) else _numel(size)
             row = {"ops": {"compare": n_out * (window - 1)}}
-        elif isinstance(module, BinaryActivation):
-            kind = "bits"
-            packed = _bits_bytes(_engine_shape(shape_out))
-            row = {"activation": (4 * n_out, packed), "note": "sign → packed bits"}
-        else:  # any other activation function or unknown module: a float32 value
-            kind = "real"
+        else:  # any activation function or other module: a float32 value
             row = {"params": params, "activation": (4 * n_out, 4 * n_out)}
             if params:
                 row["bits"] = {32: params}
                 row["float32_bytes"] = row["deployed_bytes"] = 4 * params
-        if last and row.get("activation") is None:
+        if i == len(calls) - 1 and row.get("activation") is None:
             row["activation"] = (4 * n_out, 4 * n_out)  # the scores
-        if not isinstance(module, passthrough):
-            engine_shape = _engine_shape(shape_out)
         rows.append(
             LayerSummary(name=name, type=type(module).__name__, output_shape=shape_out, **row)
         )
@@ -591,8 +614,7 @@ def _torch_order(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _bnn_layers(bnn: Any) -> list[LayerSummary]:
-    from binarynet.bnnfile import Conv2d, Dense, MaxPool2d, Scores, Threshold
-
+    """The input, then one row per op: the op's :meth:`~binarynet.ops.Op.cost`."""
     graph, values, tensors = bnn.graph, bnn.values, bnn.tensors
     x0 = values[0]
     n0 = _numel(x0.shape)
@@ -607,52 +629,9 @@ def _bnn_layers(bnn: Any) -> list[LayerSummary]:
     ]
     for i, op in enumerate(graph.ops):
         x, y = values[i], values[i + 1]
-        name = op.source or ("output" if isinstance(op, Scores) else f"op {i}")
-        n_out = _numel(y.shape)
-        row: dict[str, Any] = {}
-        if isinstance(op, (Dense, Conv2d)):
-            if isinstance(op, Dense):
-                k = _numel(x.shape)
-                o = op.out_features
-            else:
-                k = op.kernel_size[0] * op.kernel_size[1] * x.shape[-1]
-                o = op.out_channels
-            mac_kind = "int8" if x.kind == "u8" else "binary"
-            row = {
-                "params": o * k,
-                "bits": {1: o * k},
-                "float32_bytes": 4 * o * k,
-                "deployed_bytes": int(tensors[op.weight].nbytes),
-                "macs": {mac_kind: n_out * k},
-                "note": "XNOR-popcount" if mac_kind == "binary" else "8-bit input × 1-bit weights",
-            }
-        elif isinstance(op, MaxPool2d):
-            row = {"ops": {"compare": n_out * (op.kernel_size[0] * op.kernel_size[1] - 1)}}
-        elif isinstance(op, Threshold):
-            c = y.shape[-1]
-            row = {
-                "params": 2 * c,
-                "bits": {32: 2 * c},
-                "float32_bytes": 8 * c,
-                "deployed_bytes": int(tensors[op.lo].nbytes + tensors[op.hi].nbytes),
-                "ops": {"threshold": n_out},
-                "activation": (4 * n_out, y.nbytes),
-                "note": "batch norm + sign → int32 thresholds lo, hi; packed bits",
-            }
-        elif isinstance(op, Scores):
-            c = y.shape[-1]
-            stored = [tensors[name] for name in op.tensors().values()]
-            n = sum(t.size for t in stored)
-            row = {
-                "params": n,
-                "bits": {32: n},
-                "float32_bytes": 4 * n,
-                "deployed_bytes": int(sum(t.nbytes for t in stored)),
-                "ops": {"affine": n_out},
-                "activation": (4 * n_out, 4 * n_out),
-                "note": "batch norm → float32 scale, shift" + (" (+ bias)" if op.bias else ""),
-            }
-        rows.append(LayerSummary(name, op.type, _torch_order(y.shape), **row))
+        name = op.source or ("output" if op.role is Role.SCORES else f"op {i}")
+        cost = op.cost(x, y, tensors)
+        rows.append(LayerSummary(name, op.type, _torch_order(y.shape), **_cost_row(cost)))
     return rows
 
 
@@ -752,10 +731,11 @@ def summary(
     """Summarise ``model``: per-layer parameters, memory, MACs; totals; energy; filter repetitions.
 
     Args:
-        model: a torch ``nn.Module`` (binarynet layers or float ones; any module whose leaves
-            run in order, e.g. ``nn.Sequential``), a loaded :class:`binarynet.bnnfile.BNNFile`,
-            or the path of a ``.bnn`` file (read without torch) or of a ``binarynet train``
-            checkpoint (``best.pt`` / ``last.pt``).
+        model: a torch ``nn.Module`` (a binarynet model that :func:`binarynet.export.export`
+            accepts, or a float one: any module whose leaves run in order, e.g.
+            ``nn.Sequential``), a loaded :class:`binarynet.bnnfile.BNNFile`, or the path of a
+            ``.bnn`` file (read without torch) or of a ``binarynet train`` checkpoint
+            (``best.pt`` / ``last.pt``).
         input_shape: the per-example torch input shape, e.g. ``(28, 28)`` or ``(3, 32, 32)``.
             Default: ``(in_features,)`` for an MLP; from the checkpoint's model name for a
             checkpoint; from the file for a ``.bnn``. Required for other ConvNets.
@@ -770,7 +750,8 @@ def summary(
         the same as JSON-serialisable values.
 
     Raises:
-        ValueError: the input shape is missing or does not fit the model.
+        ValueError: the input shape is missing or does not fit the model, or a model with
+            binary layers cannot be exported (it has no deployed sizes).
         FileNotFoundError: ``model`` is a path that does not exist.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:

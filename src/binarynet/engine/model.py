@@ -1,8 +1,11 @@
 """A loaded ``.bnn`` model, run on the compiled XNOR-popcount kernels.
 
-The graph (see :mod:`binarynet.bnnfile`) is grouped into *stages*: a binary layer (``dense`` or
-``conv2d``), the ``maxpool2d`` ops after it, and the ``threshold`` (→ bits for the next layer) or
-``scores`` (→ float32) that consumes its integers. A stage runs as:
+The graph (ops and their maths: :mod:`binarynet.ops`) is grouped into *stages* by op role: a
+binary layer (``dense`` or ``conv2d``), the pools after it (``maxpool2d``), and the activation
+(``threshold``, → bits for the next layer) or ``scores`` (→ float32) that consumes its integers.
+The planner, :class:`_Planner`, is the engine's back-end: a :class:`binarynet.ops.GraphVisitor`
+whose ``visit_<type>`` methods turn each op into the object that runs it (a layer run with its
+exact and fused kernels, a pool run, a stage). A stage runs as:
 
 - uint8 input (the first layer, Algorithm 5's exact integers Σ pᵢwᵢ): the byte GEMM
   ``u8gemm`` (dense) or ``u8conv2d`` (convolutions, its rows built per task, padded taps reading
@@ -36,19 +39,22 @@ from typing import Any
 import numpy as np
 
 from binarynet import bnnfile
-from binarynet.bnnfile import (
+from binarynet.engine._backend import Backend, threshold_bits
+from binarynet.ops import (
     INT32_MAX,
     INT32_MIN,
     Conv2d,
     Dense,
+    GraphVisitor,
+    LayerOp,
     MaxPool2d,
+    Role,
     Scores,
     Threshold,
     ValueInfo,
     affine_eval,
     unpack_bits,
 )
-from binarynet.engine._backend import Backend, threshold_bits
 
 __all__ = ["Model", "load"]
 
@@ -56,28 +62,258 @@ BATCH_BYTES = 64 << 20
 """Working memory the engine aims at per chunk of a batch (intermediate values)."""
 
 
+# --------------------------------------------------------------------------------------------
+# Stages: small objects that own their run (exact and fused), built by the planner (a visitor)
+# --------------------------------------------------------------------------------------------
+
+
+class _LayerRun:
+    """How one binary layer runs: its exact integers and, when a threshold follows, its fused
+    kernel (→ bits). Built by :class:`_Planner` from the layer op and the prepared weight."""
+
+    k: int  # real elements of one reduction (the kernel's k or c argument)
+    k_call: int  # the k passed to the kernel (64·words for a padded dense, else k)
+    offset: np.ndarray | None = None  # int32 [O] added to the kernel's result to give y
+    weight: np.ndarray
+    workspace: int = 0  # bytes per example beyond the values (a uint8 convolution's patches)
+
+    def exact(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        """The kernel's int32 result (y − offset)."""
+        raise NotImplementedError
+
+    def threshold(self, be: Backend, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """The fused kernel: packed bits, +1 iff lo ≤ exact(v) ≤ hi."""
+        raise NotImplementedError
+
+
+def _flat(v: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(v.reshape(v.shape[0], -1))
+
+
+class _DenseU8(_LayerRun):
+    """A dense layer on the uint8 input: the byte GEMM on weights prepared at load."""
+
+    def __init__(self, weight: np.ndarray, k: int, offset: np.ndarray) -> None:
+        self.weight, self.k, self.k_call, self.offset = weight, k, k, offset
+        self.u8w = Backend.u8_weights(weight, k)
+
+    def exact(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        return be.u8gemm(_flat(v), self.u8w)
+
+    def threshold(self, be: Backend, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return be.u8gemm_threshold(_flat(v), self.u8w, lo, hi)
+
+
+class _DenseBits(_LayerRun):
+    """A dense layer on bits: bgemm on the weight with its batch-1 panels (all 64·W word bits
+    when the flattened channels are padded, the difference folded into ``offset``)."""
+
+    def __init__(self, weight: np.ndarray, k: int) -> None:
+        out = weight.shape[0]
+        self.weight = weight.reshape(out, -1)
+        self.k, self.k_call = k, 64 * self.weight.shape[1]
+        if self.k_call != k:
+            self.offset = np.full(out, k - self.k_call, dtype=np.int32)
+        self.bw = Backend.binary_weights(self.weight, self.k_call)
+
+    def exact(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        return be.bgemm(_flat(v), self.bw, self.k_call)
+
+    def threshold(self, be: Backend, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return be.bgemm_threshold(_flat(v), self.bw, self.k_call, lo, hi)
+
+
+class _ConvU8(_LayerRun):
+    """A convolution on the uint8 input: ``u8conv2d``, padded taps reading the zero point."""
+
+    def __init__(
+        self, op: Conv2d, weight: np.ndarray, k: int, offset: np.ndarray, zp: int, y: ValueInfo
+    ) -> None:
+        self.op, self.weight, self.k, self.k_call, self.offset, self.zp = (
+            op,
+            weight,
+            k,
+            k,
+            offset,
+            zp,
+        )
+        self.u8w = Backend.u8_weights(weight, k)
+        ho, wo, _ = y.shape
+        self.workspace = ho * wo * k  # the im2col patches
+
+    def exact(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        op = self.op
+        return be.u8conv2d(v, self.u8w, op.kernel_size, op.stride, op.padding, self.zp)
+
+    def threshold(self, be: Backend, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        op = self.op
+        return be.u8conv2d_threshold(
+            v, self.u8w, op.kernel_size, op.stride, op.padding, self.zp, lo, hi
+        )
+
+
+class _ConvBits(_LayerRun):
+    """A convolution on bits: ``bconv2d`` over the [O, kh, kw, words] weight (k = C)."""
+
+    def __init__(self, op: Conv2d, weight: np.ndarray, c: int) -> None:
+        self.op, self.weight, self.k, self.k_call = op, weight, c, c
+
+    def exact(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        return be.bconv2d(v, self.weight, self.k, self.op.stride, self.op.padding)
+
+    def threshold(self, be: Backend, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return be.bconv2d_threshold(v, self.weight, self.k, self.op.stride, self.op.padding, lo, hi)
+
+
+@dataclass
+class _MaxPoolRun:
+    """A ``maxpool2d`` op: on the integers, or on thresholded bits with the AND/OR rule."""
+
+    op: MaxPool2d
+
+    def int32(self, be: Backend, y: np.ndarray) -> np.ndarray:
+        return np.asarray(be.maxpool2d_int32(y, self.op.kernel_size, self.op.stride))
+
+    def bits(self, be: Backend, x: np.ndarray, and_mask: np.ndarray) -> np.ndarray:
+        return be.maxpool2d_bits(x, self.op.kernel_size, self.op.stride, and_mask)
+
+
 @dataclass
 class _Stage:
     """A binary layer with its pools and the threshold or scores op that follows."""
 
     index: int  # the layer's op index
-    layer: Dense | Conv2d
+    layer: LayerOp
     x: ValueInfo  # the layer's input value
     y: ValueInfo  # its integer output (before pooling)
-    pools: tuple[MaxPool2d, ...]
-    tail: Threshold | Scores
-    weight: np.ndarray  # 2-D [O, words] except for a bits convolution: [O, kh, kw, words]
-    k: int  # real elements of one reduction
-    k_call: int  # the k passed to the kernel (64·words for a padded dense, else k)
-    offset: np.ndarray | None  # int32 [O] added to the kernel's result to give y
-    lo: np.ndarray | None = None
+    run: _LayerRun
+    pools: tuple[_MaxPoolRun, ...] = ()
+    lo: np.ndarray | None = None  # a threshold's interval (None before scores)
     hi: np.ndarray | None = None
+    and_mask: np.ndarray | None = None  # uint64 [words]; None: pool the integers instead
+
+    def exact(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        """The integers y of the layer (exact, unfused), [B, *y.shape]."""
+        raw = np.asarray(self.run.exact(be, v))
+        if self.run.offset is not None:
+            raw += self.run.offset
+        return raw
+
+    def pool_int32(self, be: Backend, y: np.ndarray) -> np.ndarray:
+        for pool in self.pools:
+            y = pool.int32(be, y)
+        return y
+
+    def finish(self, be: Backend, y: np.ndarray) -> np.ndarray:
+        """Pools, then the tail (threshold or scores), on the integers y."""
+        raise NotImplementedError
+
+    def fast(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        """The stage's output from its input, fused where a kernel allows."""
+        return self.finish(be, self.exact(be, v))
+
+
+@dataclass
+class _ThresholdStage(_Stage):
+    """... → ``threshold``: one fused call where possible (→ bits), pools on the bits."""
+
     lo_call: np.ndarray | None = None  # thresholds on the kernel's result (shifted by −offset)
     hi_call: np.ndarray | None = None
-    and_mask: np.ndarray | None = None  # uint64 [words]; None: pool the integers instead
-    scores_args: tuple[Any, ...] | None = None
-    u8w: Any = None  # uint8 input: the weight prepared for the byte GEMM (_kernels.U8Weights)
-    bw: Any = None  # dense bits layer: the weight with its batch-1 panels (_kernels.BinaryWeights)
+
+    def finish(self, be: Backend, y: np.ndarray) -> np.ndarray:
+        return threshold_bits(self.pool_int32(be, y), self.lo, self.hi)  # type: ignore[arg-type]
+
+    def fast(self, be: Backend, v: np.ndarray) -> np.ndarray:
+        if self.pools and self.and_mask is None:
+            return self.finish(be, self.exact(be, v))
+        out = self.run.threshold(be, v, self.lo_call, self.hi_call)  # type: ignore[arg-type]
+        for pool in self.pools:
+            out = pool.bits(be, out, self.and_mask)  # type: ignore[arg-type]
+        return out
+
+
+@dataclass
+class _ScoresStage(_Stage):
+    """... → ``scores``: the exact integers, then float32 scores as torch computes them."""
+
+    scores_args: tuple[Any, ...] = ()
+
+    def finish(self, be: Backend, y: np.ndarray) -> np.ndarray:
+        return affine_eval(self.pool_int32(be, y), *self.scores_args)
+
+
+class _Planner(GraphVisitor[Any]):
+    """The engine's back-end: visits the graph's ops and groups them into stages by role
+    (layer, pools, then activation or scores). A layer op returns its :class:`_LayerRun`, a pool
+    op its run, a tail op its finished :class:`_Stage`."""
+
+    def __init__(
+        self, graph: bnnfile.Graph, values: list[ValueInfo], tensors: dict[str, np.ndarray]
+    ) -> None:
+        self.graph, self.values, self.tensors = graph, values, tensors
+
+    def plan(self) -> list[_Stage]:
+        ops, values = self.graph.ops, self.values
+        stages: list[_Stage] = []
+        i = 0
+        while i < len(ops):
+            layer = ops[i]
+            if layer.role is not Role.LAYER:  # validation guarantees the grammar
+                raise bnnfile.BNNFileError(f"op {i} ({layer.type}) does not follow a layer")
+            run = layer.accept(self, values[i], values[i + 1])
+            j = i + 1
+            pools = []
+            while ops[j].role is Role.POOL:
+                pools.append(ops[j].accept(self))
+                j += 1
+            # The tail op (threshold or scores) turns this stage's layer and pools into its
+            # own kind of stage.
+            base = _Stage(i, layer, values[i], values[i + 1], run, tuple(pools))  # type: ignore[arg-type]
+            stages.append(ops[j].accept(self, base))
+            i = j + 1
+        return stages
+
+    def _u8_offset(self, weight: np.ndarray, k: int) -> np.ndarray:
+        # y = Σ (pᵢ − zp)·wᵢ = Σ pᵢwᵢ − zp·Σwᵢ, and Σwᵢ = k − 2·(number of −1s).
+        negatives = unpack_bits(weight, k).sum(axis=1, dtype=np.int64)
+        return (-self.graph.input.zero_point * (k - 2 * negatives)).astype(np.int32)
+
+    def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> _LayerRun:
+        weight = self.tensors[op.weight]
+        k = op.reduction_size(x)
+        if x.kind == "u8":
+            return _DenseU8(weight, k, self._u8_offset(weight, k))
+        return _DenseBits(weight, k)
+
+    def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _LayerRun:
+        weight = self.tensors[op.weight]
+        if x.kind == "u8":
+            k = op.reduction_size(x)
+            zp = self.graph.input.zero_point
+            return _ConvU8(op, weight, k, self._u8_offset(weight, k), zp, y)
+        return _ConvBits(op, weight, x.shape[-1])
+
+    def visit_maxpool2d(self, op: MaxPool2d) -> _MaxPoolRun:
+        return _MaxPoolRun(op)
+
+    def visit_threshold(self, op: Threshold, s: _Stage) -> _Stage:
+        lo, hi = self.tensors[op.lo], self.tensors[op.hi]
+        shift = 0 if s.run.offset is None else s.run.offset.astype(np.int64)
+        return _ThresholdStage(
+            **{
+                **vars(s),
+                "lo": lo,
+                "hi": hi,
+                "lo_call": _clip32(lo.astype(np.int64) - shift),
+                "hi_call": _clip32(hi.astype(np.int64) - shift),
+                "and_mask": _and_mask(lo, hi, s.y.bound),
+            }
+        )
+
+    def visit_scores(self, op: Scores, s: _Stage) -> _Stage:
+        bias = self.tensors[op.bias] if op.bias is not None else None
+        args = (op.input_scale, bias, self.tensors[op.scale], self.tensors[op.shift])
+        return _ScoresStage(**vars(s), scores_args=args)
 
 
 def _clip32(values: np.ndarray) -> np.ndarray:
@@ -181,131 +417,25 @@ class Model:
 
     # -- planning --
     def _plan(self) -> list[_Stage]:
-        ops, values, spec = self.graph.ops, self._values, self.graph.input
-        stages = []
-        i = 0
-        while i < len(ops):
-            layer = ops[i]
-            if not isinstance(layer, (Dense, Conv2d)):  # validation guarantees the grammar
-                raise bnnfile.BNNFileError(f"op {i} ({layer.type}) does not follow a layer")
-            j = i + 1
-            while isinstance(ops[j], MaxPool2d):
-                j += 1
-            pools = tuple(ops[i + 1 : j])  # type: ignore[arg-type]
-            tail = ops[j]
-            x, y = values[i], values[i + 1]
-            weight = self._tensors[layer.weight]
-            out = weight.shape[0]
-            offset = None
-            if x.kind == "u8":
-                if isinstance(layer, Dense):
-                    k = math.prod(x.shape)
-                else:
-                    k = layer.kernel_size[0] * layer.kernel_size[1] * x.shape[-1]
-                # y = Σ (pᵢ − zp)·wᵢ = Σ pᵢwᵢ − zp·Σwᵢ, and Σwᵢ = k − 2·(number of −1s).
-                negatives = unpack_bits(weight, k).sum(axis=1, dtype=np.int64)
-                offset = (-spec.zero_point * (k - 2 * negatives)).astype(np.int32)
-                k_call = k
-            elif isinstance(layer, Dense):
-                weight = weight.reshape(out, -1)
-                k = math.prod(x.shape)
-                k_call = 64 * weight.shape[1]
-                if k_call != k:
-                    offset = np.full(out, k - k_call, dtype=np.int32)
-            else:
-                k = k_call = x.shape[-1]
-            stage = _Stage(i, layer, x, y, pools, tail, weight, k, k_call, offset)  # type: ignore[arg-type]
-            if x.kind == "u8":
-                stage.u8w = Backend.u8_weights(weight, k)
-            elif isinstance(layer, Dense):
-                stage.bw = Backend.binary_weights(weight, k_call)
-            if isinstance(tail, Threshold):
-                stage.lo, stage.hi = self._tensors[tail.lo], self._tensors[tail.hi]
-                shift = 0 if offset is None else offset.astype(np.int64)
-                stage.lo_call = _clip32(stage.lo.astype(np.int64) - shift)
-                stage.hi_call = _clip32(stage.hi.astype(np.int64) - shift)
-                stage.and_mask = _and_mask(stage.lo, stage.hi, y.bound)
-            else:
-                bias = self._tensors[tail.bias] if tail.bias is not None else None
-                stage.scores_args = (
-                    tail.input_scale,
-                    bias,
-                    self._tensors[tail.scale],
-                    self._tensors[tail.shift],
-                )
-            stages.append(stage)
-            i = j + 1
-        return stages
+        return _Planner(self.graph, self._values, self._tensors).plan()
 
     def _bytes_per_example(self) -> int:
         largest = max(v.nbytes for v in self._values)
         for stage in self._stages:
-            if stage.x.kind == "u8" and isinstance(stage.layer, Conv2d):
-                ho, wo, _ = stage.y.shape
-                largest = max(largest, ho * wo * stage.k)  # the im2col patches
+            largest = max(largest, stage.run.workspace)
         return 3 * largest  # a value, its successor and temporaries
 
     # -- running --
-    def _layer(self, s: _Stage, v: np.ndarray) -> np.ndarray:
-        """The integers y of stage ``s``'s layer (exact, unfused), [B, *y.shape]."""
-        be = self._backend
-        b = v.shape[0]
-        layer = s.layer
-        if isinstance(layer, Dense):
-            if s.x.kind == "u8":
-                raw = be.u8gemm(np.ascontiguousarray(v.reshape(b, -1)), s.u8w)
-            else:
-                raw = be.bgemm(np.ascontiguousarray(v.reshape(b, -1)), s.bw, s.k_call)
-        elif s.x.kind == "u8":
-            zp = self.graph.input.zero_point
-            raw = be.u8conv2d(v, s.u8w, layer.kernel_size, layer.stride, layer.padding, zp)
-        else:
-            raw = be.bconv2d(v, s.weight, s.k, layer.stride, layer.padding)
-        raw = np.asarray(raw)
-        if s.offset is not None:
-            raw += s.offset
-        return raw
-
-    def _finish(self, s: _Stage, y: np.ndarray) -> np.ndarray:
-        """Pools, then threshold or scores, on the integers y."""
-        for pool in s.pools:
-            y = np.asarray(self._backend.maxpool2d_int32(y, pool.kernel_size, pool.stride))
-        if s.scores_args is not None:
-            return affine_eval(y, *s.scores_args)
-        return threshold_bits(y, s.lo, s.hi)
-
-    def _stage_fast(self, s: _Stage, v: np.ndarray) -> np.ndarray:
-        be = self._backend
-        layer = s.layer
-        if s.scores_args is not None:
-            return self._finish(s, self._layer(s, v))
-        if isinstance(layer, Dense):  # (a dense layer's pools are rejected by validation)
-            a = np.ascontiguousarray(v.reshape(v.shape[0], -1))
-            if s.x.kind == "u8":
-                return be.u8gemm_threshold(a, s.u8w, s.lo_call, s.hi_call)
-            return be.bgemm_threshold(a, s.bw, s.k_call, s.lo_call, s.hi_call)
-        if s.pools and s.and_mask is None:
-            return self._finish(s, self._layer(s, v))
-        if s.x.kind == "u8":
-            zp = self.graph.input.zero_point
-            out = be.u8conv2d_threshold(
-                v, s.u8w, layer.kernel_size, layer.stride, layer.padding, zp, s.lo_call, s.hi_call
-            )
-        else:
-            out = be.bconv2d_threshold(v, s.weight, s.k, layer.stride, layer.padding, s.lo, s.hi)
-        for pool in s.pools:
-            out = be.maxpool2d_bits(out, pool.kernel_size, pool.stride, s.and_mask)
-        return out
-
     def _run(self, x: np.ndarray, collect: list[list[np.ndarray]] | None) -> np.ndarray:
         v = x
+        be = self._backend
         for n, s in enumerate(self._stages):
             if collect is None:
-                v = self._stage_fast(s, v)
+                v = s.fast(be, v)
             else:
-                y = self._layer(s, v)
+                y = s.exact(be, v)
                 collect[n].append(y)
-                v = self._finish(s, y)
+                v = s.finish(be, y)
         return v
 
     def _prepare(self, x: Any, preprocess: bool) -> np.ndarray:
@@ -318,7 +448,7 @@ class Model:
                 "images (as binarynet.data returns them)"
             )
         shapes = [spec.shape]
-        if isinstance(self._stages[0].layer, Dense) and len(spec.shape) > 1:
+        if self._stages[0].layer.flattens and len(spec.shape) > 1:
             shapes.append((math.prod(spec.shape),))
         if x.ndim < 1 or x.shape[1:] not in shapes:
             accepted = " or ".join(str(["N", *s]) for s in shapes)
