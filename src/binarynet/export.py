@@ -455,7 +455,7 @@ class _Exporter:
         st.torch_shape = (c, *op.output_hw(h, w))
 
     @_handles(*_BATCH_NORMS)
-    def _batchnorm(self, where: str, bn: nn.Module) -> None:
+    def _batchnorm(self, where: str, bn: BatchNorm1d | ShiftBatchNorm1d) -> None:
         self._expect(where, bn, "int")
         st = self.state
         spatial = len(st.torch_shape) == 3
@@ -491,10 +491,11 @@ class _Exporter:
             self._name("scale"),
             self._name("shift"),
         )
-        if op.bias is not None:
-            self.tensors[op.bias] = st.bias  # type: ignore[assignment]
-        self.tensors[op.scale] = st.scale  # type: ignore[assignment]
-        self.tensors[op.shift] = st.shift  # type: ignore[assignment]
+        assert st.scale is not None and st.shift is not None  # set by the batch norm ("bn")
+        if op.bias is not None and st.bias is not None:
+            self.tensors[op.bias] = st.bias
+        self.tensors[op.scale] = st.scale
+        self.tensors[op.shift] = st.shift
         self.ops.append(op)
 
 
@@ -573,7 +574,9 @@ def build_graph(
     if preprocessor is None:
         preprocessor = getattr(model, "preprocessor", None)  # set by read_checkpoint
     pre_fields, pre_tensors = _preprocess_state(preprocessor)
-    num_classes = exporter.tensors[exporter.ops[-1].shift].shape[0]  # type: ignore[attr-defined]
+    scores = exporter.ops[-1]
+    assert isinstance(scores, Scores)  # finish() appended it
+    num_classes = exporter.tensors[scores.shift].shape[0]
     graph = Graph(spec, tuple(exporter.ops), num_classes, info, pre_fields)
     return graph, {**exporter.tensors, **pre_tensors}
 

@@ -10,6 +10,7 @@ binary layer followed by batch norm, trained with the square hinge loss.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -171,7 +172,8 @@ def cifar10_convnet(
     convolution widths (1.0 is the paper's)."""
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
-    convs = tuple(max(1, round(c * width)) for c in (128, 256, 512))
+    c1, c2, c3 = (max(1, round(c * width)) for c in (128, 256, 512))
+    convs = (c1, c2, c3)
     return _convnet(convs, fc_width, shift_bn, stochastic, bn_eps, bn_momentum, num_classes, 3, 32)
 
 
@@ -187,7 +189,9 @@ def svhn_convnet(
     return cifar10_convnet(0.5, shift_bn, stochastic, bn_eps, bn_momentum, 1024, num_classes)
 
 
-MODELS = {  # the names of binarynet.config.MODELS (tests/test_config.py checks they agree)
+MODELS: dict[
+    str, Callable[..., nn.Sequential]
+] = {  # the names of binarynet.config.MODELS (tests/test_config.py checks they agree)
     "mnist-mlp": mnist_mlp,
     "cifar10-convnet": cifar10_convnet,
     "svhn-convnet": svhn_convnet,

@@ -209,13 +209,15 @@ def _pair(obj: Mapping[str, Any], key: str, where: str, lo: int, hi: int) -> tup
     return value[0], value[1]
 
 
-def _name(obj: Mapping[str, Any], key: str, where: str, optional: bool = False) -> str | None:
+def _name(obj: Mapping[str, Any], key: str, where: str) -> str:
     value = obj.get(key)
-    if value is None and optional:
-        return None
     if not isinstance(value, str) or not value:
         raise _fail(where, f"{key!r} must name a tensor (a non-empty string), got {value!r}")
     return value
+
+
+def _optional_name(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    return None if obj.get(key) is None else _name(obj, key, where)
 
 
 def _power_of_two(value: Any, where: str, key: str) -> float:
@@ -442,7 +444,7 @@ class Op:
         method = getattr(visitor, f"visit_{self.type}", None)
         if method is None:
             return visitor.unsupported(self)
-        return method(self, *args)  # type: ignore[no-any-return]
+        return method(self, *args)
 
 
 def _expect_tensor(
@@ -555,7 +557,7 @@ class Dense(LayerOp):
         _check_keys(obj, ("type", "source", *cls.fields), where)
         return cls(
             _int(obj, "out_features", where, 1, MAX_EXACT),
-            _name(obj, "weight", where),  # type: ignore[arg-type]
+            _name(obj, "weight", where),
             _source(obj, where),
         )
 
@@ -606,7 +608,7 @@ class Conv2d(LayerOp):
             _pair(obj, "kernel_size", where, 1, MAX_DIM),
             _pair(obj, "stride", where, 1, MAX_DIM),
             _pair(obj, "padding", where, 0, MAX_DIM),
-            _name(obj, "weight", where),  # type: ignore[arg-type]
+            _name(obj, "weight", where),
             _source(obj, where),
         )
 
@@ -713,8 +715,8 @@ class Threshold(Op):
     def from_json(cls, obj: Mapping[str, Any], where: str) -> Threshold:
         _check_keys(obj, ("type", "source", *cls.fields), where)
         return cls(
-            _name(obj, "lo", where),  # type: ignore[arg-type]
-            _name(obj, "hi", where),  # type: ignore[arg-type]
+            _name(obj, "lo", where),
+            _name(obj, "hi", where),
             _source(obj, where),
         )
 
@@ -759,9 +761,9 @@ class Scores(Op):
         _check_keys(obj, ("type", "source", *cls.fields), where)
         return cls(
             _power_of_two(obj.get("input_scale"), where, "input_scale"),
-            _name(obj, "bias", where, optional=True),
-            _name(obj, "scale", where),  # type: ignore[arg-type]
-            _name(obj, "shift", where),  # type: ignore[arg-type]
+            _optional_name(obj, "bias", where),
+            _name(obj, "scale", where),
+            _name(obj, "shift", where),
             _source(obj, where),
         )
 

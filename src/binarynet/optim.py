@@ -112,7 +112,7 @@ class ShiftAdaMax(Optimizer):
         self.fused = fused
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure=None):
         """Perform one optimization step; ``closure`` re-evaluates the loss, as in torch.optim."""
         loss = None
         if closure is not None:

@@ -685,7 +685,7 @@ def _from_checkpoint(
         if "in_features" in kwargs and kwargs["in_features"] != 784:
             input_shape = (int(kwargs["in_features"]),)
         else:
-            input_shape = DEFAULT_INPUT_SHAPES.get(cfg.get("model"))
+            input_shape = DEFAULT_INPUT_SHAPES.get(str(cfg.get("model")))
     label = name or f"{cfg.get('model', path.name)} {cfg.get('model_kwargs', {}) or ''}".strip()
     label += _when(ckpt.epoch, ckpt.batch)
     s = _summary(ckpt.model, input_shape, label, filters)

@@ -60,7 +60,7 @@ from binarynet.losses import square_hinge_loss
 from binarynet.models import build_model, images_to_torch
 from binarynet.nn import clip_weights_, set_compute_dtype, sync_batchnorm_
 from binarynet.optim import ShiftAdaMax, param_groups
-from binarynet.preprocess import PREPROCESSORS, load_preprocessor
+from binarynet.preprocess import GCNZCA, PREPROCESSORS, PixelScaling, load_preprocessor
 
 __all__ = [
     "COMPUTE_DTYPES",
@@ -231,7 +231,7 @@ class Trainer:
         self.splits = splits
         if len(splits.train) < 2:
             raise ValueError(f"the training split has {len(splits.train)} images; need at least 2")
-        self.preprocessor = None
+        self.preprocessor: PixelScaling | GCNZCA | None = None
         self._train_images: np.ndarray | None = None  # uint8 NHWC, kept for augmentation
         self.dist: Dist = setup(cfg.device)
         if cfg.batch_size % self.dist.world_size:
@@ -385,7 +385,8 @@ class Trainer:
     def _step_and_agree(self, order: torch.Tensor, want_save: bool) -> tuple[bool, bool]:
         """Train one global batch, add the global metrics, and agree across processes on
         whether to stop (a signal reached any process) and to checkpoint (rank 0's clock)."""
-        loss_sum, errors, seen = self._train_step(*self._batch(order))
+        loss_sum, n_errors, n_seen = self._train_step(*self._batch(order))
+        errors, seen = float(n_errors), float(n_seen)
         stop = float(self.stop.signal is not None)
         save = float(want_save and self.dist.is_main)
         loss_sum, errors, seen, stop, save = self.dist.all_reduce_sum(
@@ -535,8 +536,8 @@ class Trainer:
                 tqdm.write(_epoch_line(row))  # one line per epoch, with or without the bar
             # A signal that arrived during the end-of-epoch evaluation stops here: last.pt was
             # just written at the epoch boundary.
-            (stop,) = self.dist.all_reduce_sum([float(self.stop.signal is not None)])
-            if stop and self.epoch < cfg.epochs:
+            (stop_votes,) = self.dist.all_reduce_sum([float(self.stop.signal is not None)])
+            if stop_votes and self.epoch < cfg.epochs:
                 tqdm.write(
                     f"stopped by a signal after epoch {self.epoch}; state saved to "
                     f"{self.out_dir / 'last.pt'} (continue with --resume)"

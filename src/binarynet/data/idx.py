@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -108,7 +108,10 @@ def _open_maybe_gzip(path: Path) -> BinaryIO:
     """Open ``path`` for reading, through gzip when it starts with the gzip magic bytes."""
     with open(path, "rb") as f:
         compressed = f.read(2) == _GZIP_MAGIC
-    return gzip.open(path, "rb") if compressed else open(path, "rb")
+    if compressed:
+        # GzipFile reads bytes like any binary file; typeshed does not declare it a BinaryIO.
+        return cast(BinaryIO, gzip.GzipFile(path, "rb"))
+    return open(path, "rb")
 
 
 def _read_idx_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:

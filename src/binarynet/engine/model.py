@@ -221,14 +221,14 @@ class _ThresholdStage(_Stage):
     hi_call: np.ndarray | None = None
 
     def finish(self, be: Backend, y: np.ndarray) -> np.ndarray:
-        return threshold_bits(self.pool_int32(be, y), self.lo, self.hi)  # type: ignore[arg-type]
+        return threshold_bits(self.pool_int32(be, y), self.lo, self.hi)  # type: ignore[arg-type]  # lo, hi: set by the planner for every threshold stage
 
     def fast(self, be: Backend, v: np.ndarray) -> np.ndarray:
         if self.pools and self.and_mask is None:
             return self.finish(be, self.exact(be, v))
-        out = self.run.threshold(be, v, self.lo_call, self.hi_call)  # type: ignore[arg-type]
+        out = self.run.threshold(be, v, self.lo_call, self.hi_call)  # type: ignore[arg-type]  # set by the planner
         for pool in self.pools:
-            out = pool.bits(be, out, self.and_mask)  # type: ignore[arg-type]
+            out = pool.bits(be, out, self.and_mask)  # type: ignore[arg-type]  # not None: checked above
         return out
 
 
@@ -268,6 +268,7 @@ class _Planner(GraphVisitor[Any]):
                 j += 1
             # The tail op (threshold or scores) turns this stage's layer and pools into its
             # own kind of stage.
+            # The visitor returns _PoolRun for POOL ops (typed as the visitor's generic result).
             base = _Stage(i, layer, values[i], values[i + 1], run, tuple(pools))  # type: ignore[arg-type]
             stages.append(ops[j].accept(self, base))
             i = j + 1
