@@ -46,7 +46,7 @@ def files(tmp_path):
 
 def test_sniff_tells_each_kind(files):
     assert filekind.sniff(files["checkpoint"]) == filekind.CHECKPOINT
-    assert filekind.sniff(files["legacy"]) == filekind.CHECKPOINT
+    assert filekind.sniff(files["legacy"]) == "other"  # binarynet never writes the old format
     assert filekind.sniff(files["bnn"]) == filekind.BNN
     assert filekind.sniff(files["plain"]) == "safetensors"
     assert filekind.sniff(files["text"]) == "other"
@@ -83,3 +83,13 @@ def test_directories_and_missing_paths(files, tmp_path):
         filekind.require(tmp_path, filekind.BNN, "model")
     with pytest.raises(FileNotFoundError, match=r"checkpoint not found: .*nope\.pt"):
         filekind.require(tmp_path / "nope.pt", filekind.CHECKPOINT, "checkpoint")
+
+
+def test_the_loaders_name_the_other_kind(files):
+    from binarynet import bnnfile
+    from binarynet.checkpoint import load_checkpoint
+
+    with pytest.raises(ValueError, match=r"training checkpoint .*binarynet export"):
+        bnnfile.load(files["checkpoint"])
+    with pytest.raises(ValueError, match=r"\.bnn model file .*binarynet eval"):
+        load_checkpoint(files["bnn"])

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from binarynet import filekind
 from binarynet.atomic import atomic_write_bytes
 from binarynet.ops import (
     FORMAT,
@@ -352,8 +353,10 @@ def load(path: str | os.PathLike[str]) -> BNNFile:
     """
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+    try:  # missing (FileNotFoundError), a directory, a training checkpoint
+        filekind.require(path, filekind.BNN, "model file")
+    except ValueError as exc:
+        raise BNNFileError(str(exc)) from None
     data = path.read_bytes()
     size = len(data)
     header, data_start = _parse_header(data, where)

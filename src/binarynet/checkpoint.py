@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from binarynet import filekind
 from binarynet.atomic import atomic_write_bytes
 from binarynet.models import build_model
 from binarynet.preprocess import load_preprocessor
@@ -63,8 +64,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`, with a clear error otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    filekind.require(path, filekind.CHECKPOINT, "checkpoint")  # missing, a directory, a .bnn
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt or foreign file

@@ -27,7 +27,6 @@ BNN = "bnn"
 CHECKPOINT = "checkpoint"
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since torch 1.6
-_PICKLE_PROTOCOL_2 = b"\x80\x02"  # torch.save(_use_new_zipfile_serialization=False)
 _SNIFF_HEADER_BYTES = 1 << 20  # enough of a safetensors header to find the graph's key
 
 _WHAT = {
@@ -48,7 +47,7 @@ def sniff(path: str | os.PathLike[str]) -> str:
         head = f.read(8)
         if not head:
             return "empty"
-        if head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2)):
+        if head.startswith(_ZIP_MAGIC):
             return CHECKPOINT
         if len(head) < 8:
             return "other"
