@@ -122,6 +122,7 @@ __all__ = [
     "save",
     "tensor_table",
     "unpack_bits",
+    "validate",
 ]
 
 GRAPH_KEY = "binarynet"
@@ -233,8 +234,10 @@ def _load_preprocessor(graph: Graph, tensors: Mapping[str, np.ndarray]) -> Any |
     return pre
 
 
-def _validate(graph: Graph, tensors: Mapping[str, np.ndarray], where: str) -> BNNFile:
-    """Everything but the file's framing: the graph against the tensors, then their values."""
+def validate(graph: Graph, tensors: Mapping[str, np.ndarray], where: str = "model") -> BNNFile:
+    """A graph and its tensors checked as :func:`load` checks a file (everything but the file's
+    framing: the graph against the tensors, then their values), without writing it: what a
+    back-end takes when the model comes straight from :func:`binarynet.export.build_graph`."""
     try:
         values = graph.infer(tensor_table(tensors))
         graph.check_values(values, tensors)
@@ -242,6 +245,9 @@ def _validate(graph: Graph, tensors: Mapping[str, np.ndarray], where: str) -> BN
     except BNNFileError as exc:
         raise BNNFileError(f"{where}: {exc}") from None
     return BNNFile(graph, dict(tensors), values, pre)
+
+
+_validate = validate  # for save(), whose argument ``validate`` hides the name
 
 
 def save(

@@ -3,6 +3,7 @@
     binarynet train --model mnist-mlp [--recipe mnist-torch7] [--data-dir DIR] --epochs N --out RUN
     binarynet train --out RUN --resume
     binarynet export RUN/best.pt MODEL.bnn
+    binarynet export RUN/best.pt|MODEL.bnn OUT_DIR --format c [--name NAME]
     binarynet eval MODEL.bnn [--data-dir DIR] [--dataset mnist|cifar10|svhn]
     binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
     binarynet plot RUN [--out DIR]
@@ -167,26 +168,57 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_FORMATS = ("bnn", "c")
+
+
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a trained checkpoint to a .bnn model file",
-        description="Write the model of a binarynet train checkpoint (best.pt or last.pt) as a "
-        ".bnn file: packed sign bits, integer thresholds, the preprocessing it was trained "
-        "behind. The engine (binarynet eval) runs it bit-exactly, without torch.",
+        help="export a trained model: a .bnn file for the engine, or C source for microcontrollers",
+        description="--format bnn (the default): write the model of a binarynet train checkpoint "
+        "(best.pt or last.pt) as a .bnn file: packed sign bits, integer thresholds, the "
+        "preprocessing it was trained behind. The engine (binarynet eval) runs it bit-exactly, "
+        "without torch. --format c: write NAME.h and NAME.c into the directory OUT, "
+        "self-contained C99 for microcontrollers (no heap, weights in flash), bit-exact with the "
+        "engine; MODEL may then also be a .bnn file.",
     )
-    p.add_argument("checkpoint", help="best.pt or last.pt of a training run")
-    p.add_argument("out", help="the .bnn file to write")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="best.pt or last.pt of a training run (for --format c also a .bnn file, or "
+        "pretrained:NAME)",
+    )
+    p.add_argument("out", metavar="OUT", help="the .bnn file to write (--format c: a directory)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="bnn", help="default: bnn")
+    p.add_argument(
+        "--name",
+        help="--format c: the C name of the model, prefix of NAME_predict, NAME.h ... "
+        "(default: the model's name, e.g. mnist_mlp)",
+    )
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from binarynet.export import export_checkpoint
     from binarynet.ops import Role
 
-    graph = export_checkpoint(args.checkpoint, args.out)
+    if args.name is not None and args.format != "c":
+        raise ValueError(f"--name is for --format c (C source), not --format {args.format}")
+    if args.format == "c":
+        from binarynet.csource import export_c
+        from binarynet.pretrained import resolve
+
+        source, paths = export_c(resolve(args.model), args.out, args.name)
+        print(
+            f"wrote {', '.join(str(p) for p in paths)}: {source.name}_predict(input, scores, "
+            f"arena), input {source.input_bytes} bytes, {source.num_classes} classes, arena "
+            f"{source.arena_bytes} bytes, {source.const_bytes / 1024:.1f} KiB of constants"
+        )
+        return 0
+    from binarynet.export import export_checkpoint
+
+    graph = export_checkpoint(args.model, args.out)
     layers = sum(op.role is Role.LAYER for op in graph.ops)
     size = Path(args.out).stat().st_size
     print(
@@ -204,7 +236,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         description="Run a .bnn model on the XNOR-popcount engine over a dataset split and print "
         "its error rate. Needs neither torch nor a GPU.",
     )
-    p.add_argument("model", help="a .bnn file from binarynet export")
+    p.add_argument(
+        "model", help="a .bnn file from binarynet export, or pretrained:NAME (a shipped model)"
+    )
     p.add_argument(
         "--data-dir", help="dataset directory (default: the bundled MNIST sample, for mnist)"
     )
@@ -224,8 +258,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from binarynet import data as datasets
     from binarynet import engine
+    from binarynet.pretrained import resolve
 
-    model = engine.load(args.model, threads=args.threads)
+    model = engine.load(resolve(args.model), threads=args.threads)
     dataset = args.dataset or model.graph.provenance.get("dataset") or "mnist"
     splits = datasets.load_dataset(dataset, args.data_dir, cache_dir=args.cache_dir)
     split = getattr(splits, args.split)
@@ -255,7 +290,7 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
         "and the filter repetitions of the binary convolutions. A .bnn file is read without "
         "torch.",
     )
-    p.add_argument("model", help="a .bnn file, or a best.pt / last.pt checkpoint")
+    p.add_argument("model", help="a .bnn file, a best.pt / last.pt checkpoint, or pretrained:NAME")
     p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     p.add_argument(
         "--input-shape",
@@ -275,9 +310,12 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
+    from binarynet.pretrained import resolve
     from binarynet.summary import summary
 
-    s = summary(args.model, args.input_shape, filters=not args.no_filters, batch=args.batch)
+    s = summary(
+        resolve(args.model), args.input_shape, filters=not args.no_filters, batch=args.batch
+    )
     if args.json:
         print(json.dumps(s.to_dict(), indent=2))
     else:
@@ -324,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

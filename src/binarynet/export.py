@@ -98,6 +98,8 @@ from binarynet.ops import (
 __all__ = [
     "ExportError",
     "affine_eval",
+    "build_graph",
+    "checkpoint_graph",
     "export",
     "export_checkpoint",
     "threshold_interval",
@@ -620,11 +622,13 @@ def export(
     return graph
 
 
-def export_checkpoint(
-    checkpoint: str | os.PathLike[str] | LoadedCheckpoint, path: str | os.PathLike[str]
-) -> Graph:
-    """Export the model of a ``best.pt`` / ``last.pt`` checkpoint of ``binarynet train`` (a path,
-    or a checkpoint already read by :func:`binarynet.checkpoint.read_checkpoint`)."""
+def checkpoint_graph(
+    checkpoint: str | os.PathLike[str] | LoadedCheckpoint,
+) -> tuple[Graph, dict[str, np.ndarray]]:
+    """The graph and tensors of a ``best.pt`` / ``last.pt`` checkpoint of ``binarynet train`` (a
+    path, or a checkpoint already read by :func:`binarynet.checkpoint.read_checkpoint`), with the
+    run's provenance, without writing a file: what :func:`export_checkpoint` writes, and what
+    the other back-ends (:mod:`binarynet.csource`) take when given a checkpoint."""
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else read_checkpoint(checkpoint)
     cfg = ckpt.config
     provenance: dict[str, Any] = {
@@ -641,4 +645,15 @@ def export_checkpoint(
             for k, v in ckpt.metrics.items()
             if isinstance(v, (int, float)) and math.isfinite(v)
         }
-    return export(ckpt.model, path, **provenance)
+    return build_graph(ckpt.model, **provenance)
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str] | LoadedCheckpoint, path: str | os.PathLike[str]
+) -> Graph:
+    """Export the model of a ``best.pt`` / ``last.pt`` checkpoint of ``binarynet train`` (a path,
+    or a checkpoint already read by :func:`binarynet.checkpoint.read_checkpoint`) as a ``.bnn``
+    file."""
+    graph, tensors = checkpoint_graph(checkpoint)
+    bnnfile.save(path, graph, tensors)
+    return graph

@@ -50,6 +50,7 @@ typedef struct {
     uint32_t out_h, out_w; /* after the layer, before pooling */
     uint32_t out_c;
     uint32_t row_words;   /* 32-bit words of one output's weights */
+    uint32_t final_h, final_w; /* the stage's output positions, after pooling */
     const uint32_t *weight;
     const int32_t *offset; /* uint8 input: −zp·Σw per output; else NULL */
     const bnr_pool *pools;
@@ -196,12 +197,12 @@ static void bnr_pooled_at(const bnr_stage *s, const void *in, uint32_t level, ui
 
 /* One stage: `in` → packed bits `out` ([H', W', words64(out_c)] words) or, for the scores
  * stage, float32 scores. `scratch` holds the accumulators and the uint8 patch and planes. */
-static void bnr_stage_run(const bnr_stage *s, const void *in, void *out, void *scratch,
-                          uint32_t out_h, uint32_t out_w) {
+static void bnr_stage_run(const bnr_stage *s, const void *in, void *out, void *scratch) {
     int32_t *acc = (int32_t *)scratch;
     uint32_t *planes = (uint32_t *)(acc + (size_t)(s->npools + 1u) * s->out_c);
     uint8_t *patch = (uint8_t *)(planes + 8u * s->row_words);
     const uint32_t wp = bnr_words64(s->out_c);
+    const uint32_t out_h = s->final_h, out_w = s->final_w;
     uint32_t r, c, o;
     for (r = 0; r < out_h; ++r) {
         for (c = 0; c < out_w; ++c) {
