@@ -43,7 +43,7 @@ int main(void) {
         board_counter_start();
         cls = PREDICT(INPUTS[n], scores, arena);
         ticks = board_counter_read();
-        p = hex(p, (uint32_t)cls, 2);
+        p = hex(p, (uint32_t)cls, 4);
         for (i = 0; i < UPPER_NUM_CLASSES; ++i) {
             uint32_t bits;
             memcpy(&bits, &scores[i], sizeof bits);

@@ -48,7 +48,7 @@ def expected_lines(model: object, images: np.ndarray) -> list[str]:
     scores = model.scores(images, preprocess=False)  # type: ignore[attr-defined]
     classes = model.predict(images, preprocess=False)  # type: ignore[attr-defined]
     return [
-        f"{int(c):02x} " + " ".join(f"{int(b):08x}" for b in s.view(np.uint32))
+        f"{int(c):04x} " + " ".join(f"{int(b):08x}" for b in s.view(np.uint32))
         for c, s in zip(classes, scores, strict=True)
     ]
 
