@@ -40,7 +40,7 @@ from binarynet.ops import (
     unpack_bits,
 )
 
-__all__ = ["CSource", "CSourceError", "check_name", "emit_c"]
+__all__ = ["CSource", "CSourceError", "Stage", "StageLayer", "check_name", "emit_c", "plan"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # fmt: off
@@ -181,9 +181,10 @@ def _aligned(n: int) -> int:
 
 
 @dataclass
-class _Layer:
+class StageLayer:
     """A layer op as the runtime's one routine sees it: a convolution of an [H, W, C] input
-    (a dense layer's kernel covers its whole input)."""
+    (a dense layer's kernel covers its whole input). ``weight`` is the packed tensor of the file
+    (its signs: :meth:`signs`)."""
 
     u8_input: bool
     in_hwc: tuple[int, int, int]
@@ -199,10 +200,22 @@ class _Layer:
     def row_words(self) -> int:
         return 2 * (self.weight.size // self.out_c)
 
+    def signs(self) -> np.ndarray:
+        """The weights' signs as booleans (True = −1), ``[O, kh, kw, C]``."""
+        (kh, kw), c = self.kernel, self.in_hwc[2]
+        if self.u8_input:
+            k = kh * kw * c
+            return unpack_bits(self.weight.reshape(self.out_c, -1), k).reshape(
+                self.out_c, kh, kw, c
+            )
+        return unpack_bits(self.weight, c).reshape(self.out_c, kh, kw, c)
+
 
 @dataclass
-class _Stage:
-    layer: _Layer
+class Stage:
+    """One binary layer with its pools and its tail: a row of the runtime's stage table."""
+
+    layer: StageLayer
     pools: list[tuple[int, int, int, int]]
     out_hw: tuple[int, int]  # after the pools
     threshold: tuple[np.ndarray, np.ndarray] | None = None
@@ -220,8 +233,7 @@ class _Stage:
         layer = self.layer
         need = 4 * (len(self.pools) + 1) * layer.out_c  # accumulators, one row per pool level
         if layer.u8_input:
-            kh, kw = layer.kernel
-            need += 4 * 8 * layer.row_words + kh * kw * layer.in_hwc[2]  # bit planes, patch
+            need += 32 * layer.row_words  # the patch, zero-padded to whole weight words
         return need
 
 
@@ -242,15 +254,15 @@ def _refuse_preprocessor(graph: bnnfile.Graph) -> None:
 
 
 class _CEmitter(GraphVisitor[Any]):
-    """Visits the graph's ops and groups them into :class:`_Stage` rows (see the module
+    """Visits the graph's ops and groups them into :class:`Stage` rows (see the module
     docstring)."""
 
     def __init__(self, bnn: bnnfile.BNNFile) -> None:
         self.graph, self.values, self.tensors = bnn.graph, bnn.values, bnn.tensors
 
-    def stages(self) -> list[_Stage]:
+    def stages(self) -> list[Stage]:
         ops, values = self.graph.ops, self.values
-        stages: list[_Stage] = []
+        stages: list[Stage] = []
         i = 0
         while i < len(ops):
             layer = ops[i].accept(self, values[i], values[i + 1])
@@ -261,7 +273,7 @@ class _CEmitter(GraphVisitor[Any]):
                 j += 1
             out = values[j + 1]
             out_hw = (out.shape[0], out.shape[1]) if len(out.shape) == 3 else (1, 1)
-            stages.append(ops[j].accept(self, _Stage(layer, pools, out_hw)))
+            stages.append(ops[j].accept(self, Stage(layer, pools, out_hw)))
             i = j + 1
         return stages
 
@@ -270,7 +282,7 @@ class _CEmitter(GraphVisitor[Any]):
         negatives = unpack_bits(weight.reshape(weight.shape[0], -1), k).sum(axis=1, dtype=np.int64)
         return (-self.graph.input.zero_point * (k - 2 * negatives)).astype(np.int32)
 
-    def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> _Layer:
+    def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> StageLayer:
         weight = self.tensors[op.weight]
         u8 = x.kind == "u8"
         if u8 or len(x.shape) == 1:  # a flat vector: a 1×1 kernel over [1, 1, K]
@@ -279,14 +291,14 @@ class _CEmitter(GraphVisitor[Any]):
             hwc = (x.shape[0], x.shape[1], x.shape[2])
         kernel = (hwc[0], hwc[1])
         offset = self._u8_offset(weight, op.reduction_size(x)) if u8 else None
-        return _Layer(u8, hwc, kernel, (1, 1), (0, 0), (1, 1), op.out_features, weight, offset)
+        return StageLayer(u8, hwc, kernel, (1, 1), (0, 0), (1, 1), op.out_features, weight, offset)
 
-    def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _Layer:
+    def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> StageLayer:
         weight = self.tensors[op.weight]
         u8 = x.kind == "u8"
         offset = self._u8_offset(weight, op.reduction_size(x)) if u8 else None
         h, w, c = x.shape
-        return _Layer(
+        return StageLayer(
             u8,
             (h, w, c),
             op.kernel_size,
@@ -301,11 +313,11 @@ class _CEmitter(GraphVisitor[Any]):
     def visit_maxpool2d(self, op: MaxPool2d) -> tuple[int, int, int, int]:
         return (*op.kernel_size, *op.stride)
 
-    def visit_threshold(self, op: Threshold, stage: _Stage) -> _Stage:
+    def visit_threshold(self, op: Threshold, stage: Stage) -> Stage:
         stage.threshold = (self.tensors[op.lo], self.tensors[op.hi])
         return stage
 
-    def visit_scores(self, op: Scores, stage: _Stage) -> _Stage:
+    def visit_scores(self, op: Scores, stage: Stage) -> Stage:
         bias = self.tensors[op.bias] if op.bias is not None else None
         stage.scores = (op.input_scale, bias, self.tensors[op.scale], self.tensors[op.shift])
         return stage
@@ -316,11 +328,16 @@ class _CEmitter(GraphVisitor[Any]):
 # --------------------------------------------------------------------------------------------
 
 
+def plan(bnn: bnnfile.BNNFile) -> list[Stage]:
+    """The model's stages, in order (what :func:`emit_c` turns into its table)."""
+    return _CEmitter(bnn).stages()
+
+
 def _runtime() -> str:
     return resources.files("binarynet.csource").joinpath("runtime.c").read_text("utf-8")
 
 
-def _stage_row(name: str, n: int, s: _Stage, zero_point: int, arrays: list[str]) -> tuple[str, int]:
+def _stage_row(name: str, n: int, s: Stage, zero_point: int, arrays: list[str]) -> tuple[str, int]:
     """The stage's constant arrays (appended to ``arrays``) and its ``bnr_stage`` initialiser."""
     layer, const = s.layer, 0
 
@@ -385,7 +402,7 @@ def emit_c(bnn: bnnfile.BNNFile, name: str | None = None) -> CSource:
     graph = bnn.graph
     name = check_name(name) if name is not None else default_name(graph)
     _refuse_preprocessor(graph)
-    stages = _CEmitter(bnn).stages()
+    stages = plan(bnn)
     spec = graph.input
     arrays: list[str] = []
     rows: list[str] = []
