@@ -53,18 +53,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Board:
+    layout: str  # the example's BOARD (its linker script, boards/<layout>.ld)
     machine: str  # qemu-system-arm -M
     core: str
     instructions_per_tick: float  # SysTick on the CPU clock under -icount shift=0
-    flash_bytes: int  # of the example's linker script
+    const_bytes: int  # room for the model's constants (the linker script's CONST region)
     ram_bytes: int
 
 
 BOARDS = {
-    "m3": Board("mps2-an385", "Cortex-M3", 40.0, 4 << 20, 4 << 20),
-    "m4": Board("mps2-an386", "Cortex-M4F", 40.0, 4 << 20, 4 << 20),
-    "m7": Board("mps2-an500", "Cortex-M7", 40.0, 4 << 20, 4 << 20),
-    "m55": Board("mps3-an547", "Cortex-M55", 31.25, 512 << 10, 512 << 10),
+    "m3": Board("mps2-an385", "mps2-an385", "Cortex-M3", 40.0, 4 << 20, 4 << 20),
+    "m4": Board("mps2-an386", "mps2-an386", "Cortex-M4F", 40.0, 4 << 20, 4 << 20),
+    "m7": Board("mps2-an500", "mps2-an500", "Cortex-M7", 40.0, 4 << 20, 4 << 20),
+    "m55": Board("mps3-an547", "mps3-an547", "Cortex-M55", 31.25, 8 << 20, 512 << 10),
+    # the AN547 with the constants in DDR: counting only (no microcontroller has that flash)
+    "m55-ddr": Board("mps3-an547-ddr", "mps3-an547", "Cortex-M55", 31.25, 192 << 20, 64 << 20),
 }
 
 
@@ -136,7 +139,7 @@ def build_firmware(
             "-s",
             "-f",
             str(EXAMPLE / "Makefile"),
-            f"BOARD={BOARDS[board].machine}",
+            f"BOARD={BOARDS[board].layout}",
             f"MODEL={name}",
             f"MODEL_DIR={directory}",
             f"BUILD={build}",

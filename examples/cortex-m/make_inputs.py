@@ -1,7 +1,7 @@
 """Write inputs.h for the example firmware: test images for a .bnn model, and expected.txt, the
 engine's answers for them (the lines main.c prints, without the counter).
 
-    python make_inputs.py MODEL.bnn OUT_DIR [--count N] [--seed S]
+    python make_inputs.py MODEL.bnn|pretrained:NAME OUT_DIR [--count N] [--seed S]
 
 Images: MNIST test digits from binarynet's bundled sample when the model takes 28×28 inputs,
 else random pixels. Needs binarynet (NumPy only; no torch).
@@ -55,17 +55,17 @@ def expected_lines(model: object, images: np.ndarray) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="the .bnn model the firmware runs")
+    parser.add_argument("model", help="the .bnn model the firmware runs (or pretrained:NAME)")
     parser.add_argument("out", help="directory for inputs.h and expected.txt")
     parser.add_argument("--count", type=int, default=10, help="images (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="for random pixels")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error(f"--count must be at least 1, got {args.count}")
-    from binarynet import engine
+    from binarynet import engine, pretrained
 
     try:
-        model = engine.load(args.model)
+        model = engine.load(pretrained.resolve(args.model))
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
