@@ -3,6 +3,7 @@
     binarynet train --model mnist-mlp [--recipe mnist-torch7] [--data-dir DIR] --epochs N --out RUN
     binarynet train --out RUN --resume
     binarynet export RUN/best.pt MODEL.bnn
+    binarynet export RUN/best.pt|MODEL.bnn MODEL.onnx --format qonnx
     binarynet eval MODEL.bnn [--data-dir DIR] [--dataset mnist|cifar10|svhn]
     binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
     binarynet plot RUN [--out DIR]
@@ -175,14 +176,25 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         ".bnn file: packed sign bits, integer thresholds, the preprocessing it was trained "
         "behind. The engine (binarynet eval) runs it bit-exactly, without torch.",
     )
-    p.add_argument("checkpoint", help="best.pt or last.pt of a training run")
-    p.add_argument("out", help="the .bnn file to write")
+    p.add_argument(
+        "checkpoint", help="best.pt or last.pt of a training run (or a .bnn file, for qonnx)"
+    )
+    p.add_argument("out", help="the file to write (.bnn, or .onnx for qonnx)")
+    p.add_argument(
+        "--format",
+        choices=("bnn", "qonnx"),
+        default="bnn",
+        help="bnn: the engine's model file (default); qonnx: a QONNX graph for FINN "
+        "(needs binarynet[qonnx])",
+    )
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.format == "qonnx":
+        return _cmd_export_qonnx(args)
     from binarynet.export import export_checkpoint
     from binarynet.ops import Role
 
@@ -193,6 +205,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {graph.provenance.get('model')} {graph.provenance.get('model_kwargs')}"
         f", {layers} binary layers, input uint8 {graph.input.layout} {list(graph.input.shape)}, "
         f"{graph.num_classes} classes, {size / 1e6:.2f} MB"
+    )
+    return 0
+
+
+def _cmd_export_qonnx(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from binarynet.qonnx_export import export_qonnx
+
+    proto = export_qonnx(args.checkpoint, args.out)
+    ops = sorted({node.op_type for node in proto.graph.node})
+    shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    print(
+        f"wrote {args.out}: QONNX graph ({', '.join(ops)}), input {shape} (uint8 values as "
+        f"float32), {Path(args.out).stat().st_size / 1e6:.2f} MB"
     )
     return 0
 
