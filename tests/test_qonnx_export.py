@@ -25,8 +25,9 @@ from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
 from qonnx.util.cleanup import cleanup_model  # noqa: E402
 
 from binarynet import bnnfile, cli, engine  # noqa: E402
+from binarynet.checkpoint import read_checkpoint  # noqa: E402
 from binarynet.data import mnist_sample  # noqa: E402
-from binarynet.export import export_checkpoint  # noqa: E402
+from binarynet.export import build_graph, export_checkpoint  # noqa: E402
 from binarynet.qonnx_export import export_qonnx, threshold_signs, to_qonnx  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,9 @@ def test_fixture_scores_are_the_engines(name: str, tmp_path: Path) -> None:
         rng = np.random.default_rng(3)
         x = np.concatenate([rng.integers(0, 256, (12, *shape), dtype=np.uint8), _extremes(shape)])
     from_bnn = export_qonnx(bnn, tmp_path / "a.onnx", batch_size=len(x))
-    from_checkpoint = export_qonnx(checkpoint, tmp_path / "b.onnx", batch_size=len(x))
+    ckpt = read_checkpoint(checkpoint)
+    graph, tensors = build_graph(ckpt.model, model=ckpt.config["model"])
+    from_checkpoint = to_qonnx(graph, tensors, batch_size=len(x))
     assert from_bnn.graph == from_checkpoint.graph  # the same graph either way
     assert onnx.load(tmp_path / "a.onnx") == from_bnn
     assert_same_as_engine(from_bnn, bnn, x)

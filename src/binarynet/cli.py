@@ -212,9 +212,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_export_qonnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from binarynet.qonnx_export import export_qonnx
+    from binarynet import filekind
+    from binarynet.qonnx_export import export_qonnx, to_qonnx
 
-    proto = export_qonnx(args.checkpoint, args.out)
+    path = Path(args.checkpoint)
+    if not path.is_file() or filekind.sniff(path) != filekind.CHECKPOINT:  # bnnfile.load checks
+        proto = export_qonnx(args.checkpoint, args.out)
+    else:  # exported in memory, as binarynet summary does
+        from binarynet.atomic import atomic_write_bytes
+        from binarynet.checkpoint import read_checkpoint
+        from binarynet.export import build_graph
+
+        ckpt = read_checkpoint(args.checkpoint)
+        proto = to_qonnx(*build_graph(ckpt.model, model=ckpt.config.get("model")))
+        data = proto.SerializeToString()
+        atomic_write_bytes(args.out, lambda f: f.write(data))
     ops = sorted({node.op_type for node in proto.graph.node})
     shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     print(

@@ -59,13 +59,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import binarynet
-from binarynet import bnnfile, filekind
+from binarynet import bnnfile
+from binarynet.atomic import atomic_write_bytes
 from binarynet.ops import (
     Conv2d,
     Dense,
@@ -81,7 +81,7 @@ from binarynet.ops import (
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["QONNX_DOMAIN", "export_qonnx", "load_graph", "threshold_signs", "to_qonnx"]
+__all__ = ["QONNX_DOMAIN", "export_qonnx", "threshold_signs", "to_qonnx"]
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 """The domain of qonnx's custom ops (BipolarQuant, MultiThreshold)."""
@@ -328,23 +328,6 @@ def to_qonnx(
     return _QONNXWriter(graph, tensors, batch_size).model(values)
 
 
-def load_graph(path: str | os.PathLike[str]) -> tuple[Graph, dict[str, np.ndarray]]:
-    """The graph and tensors of a ``.bnn`` file or of a training checkpoint (exported in memory
-    by :func:`binarynet.export.build_graph`; this one path imports torch)."""
-    path = Path(path)
-    if path.is_file() and filekind.sniff(path) == filekind.CHECKPOINT:
-        from binarynet.checkpoint import read_checkpoint
-        from binarynet.export import build_graph
-
-        ckpt = read_checkpoint(path)
-        cfg = ckpt.config
-        return build_graph(
-            ckpt.model, model=cfg.get("model"), model_kwargs=cfg.get("model_kwargs", {})
-        )
-    bnn = bnnfile.load(path)
-    return bnn.graph, bnn.tensors
-
-
 def export_qonnx(
     model: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -352,12 +335,14 @@ def export_qonnx(
     batch_size: int = 1,
     preprocessed_input: bool = False,
 ) -> onnx.ModelProto:
-    """Write the QONNX model of ``model`` (a ``.bnn`` file or a ``best.pt`` / ``last.pt``
-    checkpoint) to ``out`` (atomically); returns it. See :func:`to_qonnx`."""
-    from binarynet.atomic import atomic_write_bytes
-
-    graph, tensors = load_graph(model)
-    proto = to_qonnx(graph, tensors, batch_size=batch_size, preprocessed_input=preprocessed_input)
+    """Write the QONNX model of the ``.bnn`` file ``model`` to ``out`` (atomically); returns it.
+    See :func:`to_qonnx`, which also takes a graph exported in memory from a torch model
+    (``to_qonnx(*binarynet.export.build_graph(model))``; ``binarynet export --format qonnx``
+    does that for a checkpoint)."""
+    bnn = bnnfile.load(model)
+    proto = to_qonnx(
+        bnn.graph, bnn.tensors, batch_size=batch_size, preprocessed_input=preprocessed_input
+    )
     data = proto.SerializeToString()
     atomic_write_bytes(out, lambda f: f.write(data))
     return proto
