@@ -21,7 +21,10 @@ onnx = pytest.importorskip("onnx", reason="the qonnx extra is not installed")
 from qonnx.core.datatype import DataType  # noqa: E402
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 from qonnx.core.onnx_exec import execute_onnx  # noqa: E402
+from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount  # noqa: E402
+from qonnx.transformation.infer_datatypes import InferDataTypes  # noqa: E402
 from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
+from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul  # noqa: E402
 from qonnx.util.cleanup import cleanup_model  # noqa: E402
 
 from binarynet import bnnfile, cli, engine  # noqa: E402
@@ -116,6 +119,49 @@ def test_graph_structure(tmp_path: Path) -> None:
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 32, 32, 3] and nodes[0].op_type == "Transpose"
     assert [n.op_type for n in nodes[-3:]] == ["Mul", "Mul", "Add"]  # scores (no bias)
+
+
+def _finn_style_lowering(model: ModelWrapper) -> ModelWrapper:
+    """What FINN's step_qonnx_to_finn and step_streamline do to binary layers, with qonnx's own
+    transformations: BipolarQuant weights folded into ±1 initializers annotated BIPOLAR (FINN's
+    FoldQuantWeights), convolutions lowered to Im2Col + MatMul, MatMuls on bipolar inputs and
+    weights turned into XnorPopcountMatMul (bits 0/1 for −1/+1) plus the K − 2·popcount fix."""
+    for node in [n for n in model.graph.node if n.op_type == "BipolarQuant"]:
+        w = model.get_initializer(node.input[0])
+        model.set_initializer(node.output[0], np.where(w >= 0, 1.0, -1.0).astype(np.float32))
+        model.set_tensor_datatype(node.output[0], DataType["BIPOLAR"])
+        model.graph.node.remove(node)
+    for t in (InferShapes(), InferDataTypes(), LowerConvsToMatMul(), InferShapes()):
+        model = model.transform(t)
+    model = model.transform(InferDataTypes()).transform(ConvertBipolarMatMulToXnorPopcount())
+    assert any(n.op_type == "XnorPopcountMatMul" for n in model.graph.node)
+    return model
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp_tiny", "cifar10_convnet_tiny"])
+def test_finn_style_xnor_lowering(name: str, tmp_path: Path) -> None:
+    """The MLP stays bit-exact through FINN's XNOR-popcount form. A padded binary convolution
+    does not: Im2Col pads the ±1 activations with 0 (training's value), which the 0/1 bit
+    encoding then reads as −1 (the limitation the README states for FINN)."""
+    bnn = tmp_path / "m.bnn"
+    export_checkpoint(FIXTURES / f"{name}.pt", bnn)
+    model = _finn_style_lowering(
+        cleanup_model(ModelWrapper(export_qonnx(bnn, tmp_path / "m.onnx")))
+    )
+    if name.startswith("mnist"):
+        x = mnist_sample().test.images[:6]
+    else:
+        x = np.random.default_rng(5).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    shape = model.get_tensor_shape(iname)
+    scores = np.concatenate(
+        [execute_onnx(model, {iname: xi.reshape(shape).astype(np.float32)})[oname] for xi in x]
+    )
+    expected = engine.load(bnn).scores(x)
+    if name.startswith("mnist"):
+        np.testing.assert_array_equal(scores, expected)
+    else:
+        assert not np.array_equal(scores, expected)
 
 
 # --------------------------------------------------------------------------------------------
