@@ -119,7 +119,7 @@ def threshold_signs(
             f"{where}: channel {c} is +1 iff {lo64[c]} ≤ y ≤ {hi64[c]}, strictly inside the "
             f"reachable range ±{bound}; QONNX's MultiThreshold expresses only y ≥ t or y ≤ t"
         )
-    sign = np.where(down, -1, 1).astype(np.int64)
+    sign = np.where(down, np.float32(-1), np.float32(1))
     t = np.select([never, always, up], [bound + 1, -bound, lo64], -hi64)
     return sign.astype(np.float32), t.astype(np.float32)
 
