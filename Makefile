@@ -16,7 +16,7 @@ $(BIN)/python:
 # pyproject.toml itself accepts torch>=2.2.
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
 	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip install --quiet --disable-pip-version-check ".[test,gpu]"
+	$(BIN)/pip install --quiet --disable-pip-version-check ".[test,gpu,qonnx]"
 	touch $@
 
 test: $(VENV)/.installed

@@ -4,6 +4,7 @@
     binarynet train --out RUN --resume
     binarynet export RUN/best.pt MODEL.bnn
     binarynet export RUN/best.pt|MODEL.bnn OUT_DIR --format c [--name NAME]
+    binarynet export RUN/best.pt|MODEL.bnn MODEL.onnx --format qonnx
     binarynet eval MODEL.bnn [--data-dir DIR] [--dataset mnist|cifar10|svhn]
     binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
     binarynet plot RUN [--out DIR]
@@ -168,28 +169,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_FORMATS = ("bnn", "c")
+EXPORT_FORMATS = ("bnn", "c", "qonnx")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a trained model: a .bnn file for the engine, or C source for microcontrollers",
+        help="export a trained model: .bnn for the engine, C for microcontrollers, QONNX for FPGAs",
         description="--format bnn (the default): write the model of a binarynet train checkpoint "
         "(best.pt or last.pt) as a .bnn file: packed sign bits, integer thresholds, the "
         "preprocessing it was trained behind. The engine (binarynet eval) runs it bit-exactly, "
         "without torch. --format c: write NAME.h and NAME.c into the directory OUT, "
         "self-contained C99 for microcontrollers (no heap, weights in flash), bit-exact with the "
-        "engine; MODEL may then also be a .bnn file.",
+        "engine. --format qonnx: write OUT as a QONNX graph for FINN (needs binarynet[qonnx]). "
+        "For c and qonnx, MODEL may also be a .bnn file.",
     )
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="best.pt or last.pt of a training run (for --format c also a .bnn file, or "
-        "pretrained:NAME)",
+        help="best.pt or last.pt of a training run (for --format c and qonnx also a .bnn file, "
+        "or pretrained:NAME)",
     )
-    p.add_argument("out", metavar="OUT", help="the .bnn file to write (--format c: a directory)")
-    p.add_argument("--format", choices=EXPORT_FORMATS, default="bnn", help="default: bnn")
+    p.add_argument(
+        "out",
+        metavar="OUT",
+        help="the file to write (.bnn; .onnx for qonnx), or for --format c a directory",
+    )
+    p.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="bnn",
+        help="bnn: the engine's model file (default); c: C99 source for microcontrollers; "
+        "qonnx: a QONNX graph for FINN",
+    )
     p.add_argument(
         "--name",
         help="--format c: the C name of the model, prefix of NAME_predict, NAME.h ... "
@@ -205,6 +217,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.name is not None and args.format != "c":
         raise ValueError(f"--name is for --format c (C source), not --format {args.format}")
+    if args.format == "qonnx":
+        return _cmd_export_qonnx(args)
     if args.format == "c":
         from binarynet.csource import export_c
         from binarynet.pretrained import resolve
@@ -225,6 +239,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {graph.provenance.get('model')} {graph.provenance.get('model_kwargs')}"
         f", {layers} binary layers, input uint8 {graph.input.layout} {list(graph.input.shape)}, "
         f"{graph.num_classes} classes, {size / 1e6:.2f} MB"
+    )
+    return 0
+
+
+def _cmd_export_qonnx(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from binarynet import filekind
+    from binarynet.pretrained import resolve
+    from binarynet.qonnx_export import export_qonnx, to_qonnx
+
+    path = Path(resolve(args.model))
+    if not path.is_file() or filekind.sniff(path) != filekind.CHECKPOINT:  # bnnfile.load checks
+        proto = export_qonnx(path, args.out)
+    else:  # exported in memory, as binarynet summary does
+        from binarynet.atomic import atomic_write_bytes
+        from binarynet.export import checkpoint_graph
+
+        proto = to_qonnx(*checkpoint_graph(path))
+        data = proto.SerializeToString()
+        atomic_write_bytes(args.out, lambda f: f.write(data))
+    ops = sorted({node.op_type for node in proto.graph.node})
+    shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    print(
+        f"wrote {args.out}: QONNX graph ({', '.join(ops)}), input {shape} (uint8 values as "
+        f"float32), {Path(args.out).stat().st_size / 1e6:.2f} MB"
     )
     return 0
 
