@@ -33,8 +33,8 @@ demo: $(VENV)/.installed
 
 # Style (ruff) over every Python tree, types (mypy, configured in pyproject.toml) over src/.
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests benchmarks tools fuzz
-	$(BIN)/ruff format --check src tests benchmarks tools fuzz
+	$(BIN)/ruff check src tests benchmarks tools fuzz examples
+	$(BIN)/ruff format --check src tests benchmarks tools fuzz examples
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed
