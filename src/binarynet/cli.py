@@ -157,8 +157,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="base learning rate")
     p.add_argument("--lr-final", type=float, help="exponential decay to this LR over the run")
     p.add_argument("--lr-halve-every", type=_positive_int, help="halve the LR every k epochs")
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--optimizer", choices=OPTIMIZERS, help="adam (the Theano code) or shift-adamax (Torch7)"
+    )
+    p.add_argument("--seed", type=int, help="seed of the initial weights, order and draws")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument(
         "--device",
@@ -174,10 +176,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=_positive_int, help="MLP hidden width")
     p.add_argument("--depth", type=_positive_int, help="MLP hidden layers")
     p.add_argument("--width", type=float, help="ConvNet width multiplier")
-    p.add_argument("--shift-bn", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--stochastic", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--dropout-in", type=float)
-    p.add_argument("--dropout-hidden", type=float)
+    p.add_argument(
+        "--shift-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="shift-based batch norm (Algorithm 3) instead of the standard one",
+    )
+    p.add_argument(
+        "--stochastic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stochastic binary hidden units while training (Eq. 2)",
+    )
+    p.add_argument("--dropout-in", type=float, help="MLP dropout probability of the input")
+    p.add_argument("--dropout-hidden", type=float, help="MLP dropout probability of hidden units")
     p.add_argument(
         "--checkpoint-every",
         type=_positive_seconds,
