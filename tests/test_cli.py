@@ -253,9 +253,16 @@ def test_file_kinds_mixed_up_are_one_line(tmp_path, capsys, bnn_file):
     rc, _, err = cli(capsys, *TRAIN, "--init-from", bnn_file, "--out", tmp_path / "ft")
     assert rc == 2 and "is a .bnn model file" in one_error_line(err)
     assert not (tmp_path / "ft").exists()
-    for command in ("eval", "summary"):
-        rc, _, err = cli(capsys, command, tmp_path)
+    for command in ("eval", "summary", "export"):
+        rc, _, err = cli(capsys, command, tmp_path, *(["x.bnn"] if command == "export" else []))
         assert rc == 2 and f"{tmp_path} is a directory" in one_error_line(err)
+    # A checkpoint of another network: refused before the run directory exists.
+    rc, _, err = cli(
+        capsys, *TRAIN, "--hidden", "32", "--init-from", CHECKPOINT, "--out", tmp_path / "ft"
+    )
+    assert rc == 2
+    assert "cannot initialise from" in one_error_line(err) and "model_kwargs=" in err
+    assert not (tmp_path / "ft").exists()
 
 
 # -- 5. OS errors ---------------------------------------------------------------------------------
@@ -369,14 +376,14 @@ def test_the_train_extra_holds_torch():
 # -- 8. smaller ones ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "nan"])
-def test_checkpoint_every_must_be_positive(tmp_path, capsys, value):
+@pytest.mark.parametrize("value", ["-1", "-0.5", "nan"])
+def test_checkpoint_every_must_not_be_negative(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as info:
         main([*TRAIN, "--checkpoint-every", value, "--out", str(tmp_path / "run")])
     assert info.value.code == 2
-    assert f"expected a number of seconds > 0, got {value}" in capsys.readouterr().err
+    assert f"expected a number of seconds >= 0, got {value}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
-    with pytest.raises(ValueError, match="checkpoint_every must be > 0 seconds"):
+    with pytest.raises(ValueError, match="checkpoint_every must be >= 0 seconds"):
         TrainConfig(checkpoint_every=float(value))
 
 

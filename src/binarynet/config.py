@@ -111,7 +111,7 @@ class TrainConfig:
     seed: int = 0
     compute_dtype: str = "auto"
     threads: int | None = None
-    checkpoint_every: float = 300.0
+    checkpoint_every: float = 300.0  # seconds between mid-epoch checkpoints; 0: every batch
     eval_batch_size: int = 1000
     recipe: str | None = None
     preprocess: str | None = None
@@ -151,8 +151,10 @@ class TrainConfig:
             raise ValueError(
                 f"preprocess must be one of {sorted(PREPROCESS)} or None, got {self.preprocess!r}"
             )
-        if not self.checkpoint_every > 0:  # also refuses NaN; inf: only at epoch ends
-            raise ValueError(f"checkpoint_every must be > 0 seconds, got {self.checkpoint_every!r}")
+        if not self.checkpoint_every >= 0:  # also refuses NaN; 0: every batch, inf: never
+            raise ValueError(
+                f"checkpoint_every must be >= 0 seconds, got {self.checkpoint_every!r}"
+            )
         if self.augment and self.dataset not in FLIP_AUGMENTABLE:
             raise ValueError(
                 f"augment flips images left-right, which changes the labels of {self.dataset} "

@@ -494,7 +494,6 @@ class Trainer:
     def run(self, resume: bool = False) -> dict[str, Any]:
         """Train until ``cfg.epochs`` epochs are done (or a stop signal); returns the summary."""
         cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             state = load_checkpoint(self.out_dir / "last.pt")
             self._prepare_data(state.get("preprocess"))
@@ -510,6 +509,9 @@ class Trainer:
             self._init_from_checkpoint(cfg.init_from)
         else:
             self._prepare_data(None)
+        # Created only now: a run that fails to start (a checkpoint of another network, data
+        # the preprocessor cannot fit) leaves no empty run directory behind.
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             _write_json(self.out_dir / "config.json", dataclasses.asdict(cfg))
         previous_threads = torch.get_num_threads()
