@@ -157,8 +157,8 @@ class TrainConfig:
             )
         if self.augment and self.dataset not in FLIP_AUGMENTABLE:
             raise ValueError(
-                f"augment flips images left-right, which changes the labels of {self.dataset} "
-                f"(mirrored digits); it is meant for {', '.join(FLIP_AUGMENTABLE)}"
+                f"augment (--augment) flips images left-right, which changes the labels of "
+                f"{self.dataset} (mirrored digits); it is meant for {', '.join(FLIP_AUGMENTABLE)}"
             )
 
     @classmethod
