@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 
 import pytest
 import torch
@@ -15,6 +16,43 @@ from binarynet.cli import build_parser
 
 def test_model_names_are_those_of_the_builders() -> None:
     assert list(config.MODELS) == list(models.MODELS)
+
+
+@pytest.mark.parametrize("name", list(config.MODELS))
+def test_model_options_are_the_builders_arguments(name: str) -> None:
+    builder = models.MODELS[name]
+    assert sorted(config.MODELS[name].options) == sorted(inspect.signature(builder).parameters)
+
+
+def test_recipe_config_takes_model_options_directly() -> None:
+    cfg = config.recipe_config(hidden=128, epochs=2)
+    assert (cfg.model_kwargs, cfg.epochs) == ({"hidden": 128}, 2)
+    cfg = config.recipe_config("mnist-demo", hidden=256, depth=None)  # None: not given
+    assert cfg.model_kwargs == {"hidden": 256, "depth": 2, "shift_bn": True}
+    cfg = config.recipe_config("cifar10-theano", width=0.5, model_kwargs={"fc_width": 64})
+    assert cfg.model_kwargs == {"width": 0.5, "fc_width": 64}
+    with pytest.raises(ValueError, match=r"unknown option 'hiden'; model 'mnist-mlp' takes \["):
+        config.recipe_config(hiden=128)
+    with pytest.raises(ValueError, match="unknown option 'hidden'; model 'svhn-convnet' takes"):
+        config.recipe_config("svhn-theano", hidden=128)
+    with pytest.raises(ValueError, match="model must be one of"):
+        config.recipe_config(model="resnet")
+
+
+def test_augment_only_where_flips_keep_the_labels() -> None:
+    assert config.TrainConfig(dataset="cifar10", augment=True).augment
+    for dataset in ("mnist", "svhn"):
+        with pytest.raises(ValueError, match=f"changes the labels of {dataset}"):
+            config.TrainConfig(dataset=dataset, augment=True)
+
+
+def test_from_dict_names_the_source() -> None:
+    cfg = config.TrainConfig(lr=0.5, model_kwargs={"hidden": 8})
+    assert config.TrainConfig.from_dict(dataclasses.asdict(cfg)) == cfg
+    with pytest.raises(ValueError, match=r"^run/config\.json: unknown key 'foo', 'zoo'"):
+        config.TrainConfig.from_dict({"foo": 1, "zoo": 2}, "run/config.json")
+    with pytest.raises(ValueError, match=r"^run/config\.json: epochs must be a positive"):
+        config.TrainConfig.from_dict({"epochs": "3"}, "run/config.json")
 
 
 @pytest.mark.parametrize(
@@ -83,5 +121,6 @@ def test_cli_choices_come_from_the_registries() -> None:
         "preprocess": config.PREPROCESS,
         "optimizer": config.OPTIMIZERS,
         "compute_dtype": config.COMPUTE_DTYPES,
+        "device": config.DEVICES,
     }
     assert _choices(parser, "eval")["dataset"] == config.DATASETS

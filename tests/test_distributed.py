@@ -47,8 +47,19 @@ def single(args):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     single([*ARGS, "--out", str(root / "one")])
-    torchrun([*ARGS, "--out", str(root / "two")])
+    done = torchrun([*ARGS, "--out", str(root / "two")])
+    (root / "torchrun.out").write_text(done.stdout)
+    (root / "torchrun.err").write_text(done.stderr)
     return root
+
+
+def test_torchrun_prints_each_line_once_without_warnings(runs):
+    out = (runs / "torchrun.out").read_text().splitlines()
+    assert sum(line.startswith("training mnist-mlp") for line in out) == 1, out
+    assert sum(line.startswith("epoch    1 ") for line in out) == 1, out
+    assert sum(line.startswith("best validation error") for line in out) == 1, out
+    err = (runs / "torchrun.err").read_text()
+    assert "Warning" not in err and "Traceback" not in err, err
 
 
 def weights(path):

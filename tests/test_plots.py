@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from binarynet.cli import main
 from binarynet.models import mnist_mlp
 from binarynet.plots import (
     SIGN_FLIPS_KEY,
+    learning_curves_figure,
     plot_run,
     plot_sign_flips,
     plot_weight_histograms,
@@ -96,3 +98,33 @@ def test_plot_run_without_flips_and_cli(tmp_path, capsys):
     assert "sign_flips: skipped" in out
     assert _is_png(run / "curves.png") and _is_png(run / "weights.png")
     assert main(["plot", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [[0.5, 0.3, 0.2, 0.18], [0.02, 0.015, 0.012, 0.011], [0.9, 0.1, 0.01, 0.002]],
+)
+def test_learning_curves_label_the_log_axis_in_percent(errors):
+    scale = {"train": 1.0, "valid": 1.1, "test": 1.2}
+    history = [
+        {
+            "epoch": i + 1,
+            **{f"{split}_error": e * k for split, k in scale.items()},
+            **{f"{split}_loss": 1.0 / (i + 1) for split in scale},
+        }
+        for i, e in enumerate(errors)
+    ]
+    fig = learning_curves_figure(history)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    labelled = {}
+    for minor in (False, True):
+        ticks, labels = ax.yaxis.get_ticklocs(minor=minor), ax.get_yticklabels(minor=minor)
+        for tick, label in zip(ticks, labels, strict=True):
+            if low <= tick <= high and label.get_text():
+                labelled[float(tick)] = label.get_text()
+    assert len(labelled) >= 2, labelled
+    for tick, text in labelled.items():  # "20%" at 20 (the values are percentages already)
+        assert re.fullmatch(r"\d+(\.\d+)?%", text), labelled
+        assert float(text[:-1]) == pytest.approx(tick, rel=1e-3)

@@ -13,6 +13,7 @@ otherwise leave exported models readable by their owner only).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -47,6 +48,8 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], obje
     """Create ``path`` atomically: ``write(file_object)`` fills a temporary file that replaces
     ``path`` only once it is complete and on disk."""
     path = Path(path)
+    if path.is_dir():  # os.replace would fail only after the whole content was written
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file name", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -1,7 +1,8 @@
 """The ``binarynet`` command line.
 
-    binarynet train --model mnist-mlp [--recipe mnist-torch7] [--data-dir DIR] --epochs N --out RUN
-    binarynet train --out RUN --resume
+    binarynet train --model mnist-mlp [--recipe mnist-torch7] [--data-dir DIR [--download]]
+                    [--device cpu|cuda|auto] --epochs N --out RUN
+    binarynet train --out RUN --resume [--epochs N] [--data-dir DIR] ...
     binarynet export RUN/best.pt MODEL.bnn
     binarynet export RUN/best.pt|MODEL.bnn OUT_DIR --format c [--name NAME]
     binarynet export RUN/best.pt|MODEL.bnn MODEL.onnx --format qonnx
@@ -9,19 +10,68 @@
     binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
     binarynet plot RUN [--out DIR]
 
-Training commands import torch lazily, so the deployment commands stay torch-free.
+Training commands import torch lazily, so the deployment commands stay torch-free. A user's
+mistake (a bad value, a missing or wrong file, an OS error, a missing training extra) is one
+line on stderr and exit status 2, never a traceback, and leaves no file half-written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from binarynet.config import COMPUTE_DTYPES, DATASETS, MODELS, OPTIMIZERS, PREPROCESS, RECIPES
+from binarynet import filekind
+from binarynet.config import (
+    COMPUTE_DTYPES,
+    DATASETS,
+    DEVICES,
+    FLIP_AUGMENTABLE,
+    MODELS,
+    OPTIMIZERS,
+    PREPROCESS,
+    RECIPES,
+    TrainConfig,
+)
 
 __all__ = ["main"]
+
+TRAINING_EXTRAS = ("torch", "matplotlib")
+"""Modules of the ``train`` extra: a command that misses one says how to install them."""
+
+# What `train --resume` may change: where the data is, how long and how the run goes on. Every
+# other option must agree with the run's config.json (giving it again with the same value is
+# fine); _RESUME_FIXED are TrainConfig fields, _MODEL_OPTIONS keys of its model_kwargs.
+_RESUME_MAY_CHANGE = ("data_dir", "cache_dir", "epochs", "threads", "checkpoint_every", "device")
+_RESUME_FIXED = (
+    "model",
+    "recipe",
+    "dataset",
+    "preprocess",
+    "augment",
+    "batch_size",
+    "lr",
+    "lr_final",
+    "lr_halve_every",
+    "optimizer",
+    "seed",
+    "compute_dtype",
+)
+_MODEL_OPTIONS = (
+    "hidden",
+    "depth",
+    "width",
+    "shift_bn",
+    "stochastic",
+    "dropout_in",
+    "dropout_hidden",
+)
 
 
 def _positive_int(text: str) -> int:
@@ -29,6 +79,24 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text}")
+    return value
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("binarynet")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+        from binarynet import __version__
+
+        return __version__
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -53,27 +121,58 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="colour images: pixels scaled to [-1, 1] (Theano) or GCN + ZCA (Torch7), 8-bit",
     )
     p.add_argument(
+        "--download",
+        action="store_true",
+        help="download the MNIST files missing from --data-dir (MNIST only; checks their MD5s)",
+    )
+    p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="random crops (4-pixel padding) and horizontal flips (off in the paper)",
+        help="train on randomly shifted (4-pixel zero-padded crops) and left-right flipped "
+        "copies of each batch; never at evaluation. Off in the paper and by default; only for "
+        f"{', '.join(FLIP_AUGMENTABLE)} (a mirrored digit is another symbol)",
     )
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, plots)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out with its saved configuration; only "
+        + ", ".join("--" + o.replace("_", "-") for o in _RESUME_MAY_CHANGE)
+        + " and --no-progress may change",
+    )
     p.add_argument(
         "--init-from",
         metavar="CHECKPOINT",
         help="start from the model of another run's best.pt / last.pt (same model, dataset and "
         "preprocessing); optimizer, LR schedule and epochs start afresh",
     )
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        help="epochs to train in all (default: the recipe's, else 10); with --resume, the new "
+        "total",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="images per optimizer step, over all processes under torchrun (default: the "
+        "recipe's, else 100)",
+    )
     p.add_argument("--lr", type=float, help="base learning rate")
     p.add_argument("--lr-final", type=float, help="exponential decay to this LR over the run")
     p.add_argument("--lr-halve-every", type=_positive_int, help="halve the LR every k epochs")
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--optimizer", choices=OPTIMIZERS, help="adam (the Theano code) or shift-adamax (Torch7)"
+    )
+    p.add_argument("--seed", type=int, help="seed of the initial weights, order and draws")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        help="where to train: cpu (default), cuda (an error when torch sees no GPU) or auto "
+        "(cuda when available)",
+    )
     p.add_argument(
         "--compute-dtype",
         choices=COMPUTE_DTYPES,
@@ -82,21 +181,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=_positive_int, help="MLP hidden width")
     p.add_argument("--depth", type=_positive_int, help="MLP hidden layers")
     p.add_argument("--width", type=float, help="ConvNet width multiplier")
-    p.add_argument("--shift-bn", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--stochastic", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--dropout-in", type=float)
-    p.add_argument("--dropout-hidden", type=float)
-    p.add_argument("--checkpoint-every", type=float, help="seconds between mid-epoch checkpoints")
+    p.add_argument(
+        "--shift-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="shift-based batch norm (Algorithm 3) instead of the standard one",
+    )
+    p.add_argument(
+        "--stochastic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stochastic binary hidden units while training (Eq. 2)",
+    )
+    p.add_argument("--dropout-in", type=float, help="MLP dropout probability of the input")
+    p.add_argument("--dropout-hidden", type=float, help="MLP dropout probability of hidden units")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds between mid-epoch checkpoints (default 300; 0: after every batch, slow; "
+        "inf: at epoch ends only)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from binarynet.config import TrainConfig, recipe_config
-    from binarynet.train import Trainer, load_splits
-
     out = Path(args.out)
     if args.resume and args.init_from:
         print(
@@ -105,68 +215,129 @@ def _cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.resume:
-        config_path = out / "config.json"
-        if not config_path.is_file():
-            print(f"error: cannot resume: {config_path} does not exist", file=sys.stderr)
-            return 2
-        saved = json.loads(config_path.read_text())
-        # What may change on resume: how long to train, and how (threads, progress bar).
-        if args.epochs:
-            saved["epochs"] = args.epochs
-        if args.threads:
-            saved["threads"] = args.threads
-        cfg = TrainConfig(**saved)
-    else:
-        model_kwargs = {
-            k: v
-            for k, v in {
-                "hidden": args.hidden,
-                "depth": args.depth,
-                "width": args.width,
-                "shift_bn": args.shift_bn,
-                "stochastic": args.stochastic,
-                "dropout_in": args.dropout_in,
-                "dropout_hidden": args.dropout_hidden,
-            }.items()
-            if v is not None
-        }
-        cfg = recipe_config(
-            args.recipe,
-            model=args.model,
-            model_kwargs=model_kwargs,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            cache_dir=args.cache_dir,
-            preprocess=args.preprocess,
-            augment=args.augment,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            lr_final=args.lr_final,
-            lr_halve_every=args.lr_halve_every,
-            optimizer=args.optimizer,
-            seed=args.seed,
-            threads=args.threads,
-            compute_dtype=args.compute_dtype,
-            checkpoint_every=args.checkpoint_every,
-            init_from=args.init_from,
+    _check_run_dir(out, args.resume)
+    cfg = _resumed_config(args, out) if args.resume else _new_config(args)
+
+    from binarynet.train import Trainer, load_splits
+
+    splits = load_splits(cfg, download=args.download)
+    # Built before anything is written: checks the device and that the model fits the data.
+    trainer = Trainer(cfg, splits, out, progress=not args.no_progress)
+    main_process = trainer.dist.is_main  # under torchrun, rank 0 alone prints
+    if main_process:
+        print(
+            f"training {cfg.model} {cfg.model_kwargs} on {splits.name}: "
+            f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test "
+            f"images"
         )
-    splits = load_splits(cfg)
-    print(
-        f"training {cfg.model} {cfg.model_kwargs} on {splits.name}: "
-        f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test images"
-    )
-    summary = Trainer(cfg, splits, out, progress=not args.no_progress).run(resume=args.resume)
+    summary = trainer.run(resume=args.resume)
     if summary["interrupted"]:
         return 130
-    print(
-        f"best validation error {100 * summary['best_valid_error']:.2f}% at epoch "
-        f"{summary['best_epoch']}; test error at that epoch: "
-        f"{100 * summary['test_error_at_best_valid']:.2f}%  "
-        f"({summary['train_seconds']:.0f} s, {summary['compute_dtype']} matmuls)"
-    )
+    if main_process:
+        print(
+            f"best validation error {100 * summary['best_valid_error']:.2f}% at epoch "
+            f"{summary['best_epoch']}; test error at that epoch: "
+            f"{100 * summary['test_error_at_best_valid']:.2f}%  "
+            f"({summary['train_seconds']:.0f} s, {summary['compute_dtype']} matmuls)"
+        )
     return 0
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute, so that config.json works from any working directory."""
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def _check_run_dir(out: Path, resume: bool) -> None:
+    """Refuse an ``--out`` that cannot become the run directory, before anything is read or
+    written (a file, a path through a file, a folder we may not write in, a finished run)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; expected a run directory (created if missing)")
+    if resume:
+        return  # _resumed_config requires its config.json
+    if (out / "last.pt").exists():
+        raise FileExistsError(
+            f"{out} already holds a run (last.pt); continue it with --resume or choose another "
+            "--out"
+        )
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied (cannot write the run here)", out)
+
+
+def _new_config(args: argparse.Namespace) -> TrainConfig:
+    from binarynet.config import recipe_config
+
+    if args.init_from is not None:  # a .bnn or a folder is refused before any data is read
+        filekind.require(args.init_from, filekind.CHECKPOINT, "checkpoint")
+    return recipe_config(
+        args.recipe,
+        model=args.model,
+        model_kwargs={k: getattr(args, k) for k in _MODEL_OPTIONS if getattr(args, k) is not None},
+        dataset=args.dataset,
+        data_dir=_absolute(args.data_dir),
+        cache_dir=_absolute(args.cache_dir),
+        preprocess=args.preprocess,
+        augment=args.augment,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_final=args.lr_final,
+        lr_halve_every=args.lr_halve_every,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        threads=args.threads,
+        compute_dtype=args.compute_dtype,
+        checkpoint_every=args.checkpoint_every,
+        device=args.device,
+        init_from=_absolute(args.init_from),
+    )
+
+
+def _option(name: str, value: Any) -> str:
+    """How ``value`` of the option ``name`` is written on the command line."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value}"
+
+
+def _resumed_config(args: argparse.Namespace, out: Path) -> TrainConfig:
+    """The configuration saved in ``out/config.json`` with the options that may change on
+    resume applied; ValueError naming every other option given with another value."""
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"cannot resume: {config_path} does not exist")
+    try:
+        saved = json.loads(config_path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
+    cfg = TrainConfig.from_dict(saved, str(config_path))
+    differ = []
+    for name in _RESUME_FIXED:
+        given, saved_value = getattr(args, name), getattr(cfg, name)
+        if given is not None and given != saved_value:
+            differ.append(f"{_option(name, given)} (the run has {saved_value})")
+    for name in _MODEL_OPTIONS:
+        given, saved_value = getattr(args, name), cfg.model_kwargs.get(name, "its default")
+        if given is not None and given != saved_value:
+            differ.append(f"{_option(name, given)} (the run has {saved_value})")
+    if differ:
+        may = ", ".join("--" + name.replace("_", "-") for name in _RESUME_MAY_CHANGE)
+        raise ValueError(
+            f"--resume continues the run in {out} as {config_path} says; these options would "
+            f"change it: {'; '.join(differ)}. On resume only {may} and --no-progress may change "
+            "(start a new run with --init-from to change the others)"
+        )
+    changes = {k: getattr(args, k) for k in _RESUME_MAY_CHANGE if getattr(args, k) is not None}
+    for name in ("data_dir", "cache_dir"):
+        if name in changes:
+            changes[name] = _absolute(changes[name])
+    return dataclasses.replace(cfg, **changes)
 
 
 EXPORT_FORMATS = ("bnn", "c", "qonnx")
@@ -289,6 +460,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--split", choices=["test", "valid", "train"], default="test")
     p.add_argument("--cache-dir", help="where to cache decoded images (the CIFAR-10 JPEG copy)")
+    p.add_argument(
+        "--download", action="store_true", help="download the MNIST files missing from --data-dir"
+    )
     p.add_argument("--threads", type=_positive_int, help="kernel threads (default: all cores)")
     p.set_defaults(func=_cmd_eval)
 
@@ -302,7 +476,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     model = engine.load(resolve(args.model), threads=args.threads)
     dataset = args.dataset or model.graph.provenance.get("dataset") or "mnist"
-    splits = datasets.load_dataset(dataset, args.data_dir, cache_dir=args.cache_dir)
+    splits = datasets.load_dataset(
+        dataset, args.data_dir, cache_dir=args.cache_dir, download=args.download
+    )
     split = getattr(splits, args.split)
     if splits.n_classes != model.num_classes:
         raise ValueError(
@@ -388,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binarynet", description="Binarized Neural Networks: train, export, deploy."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_export(sub)
@@ -397,12 +574,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: ``path: reason`` for the system's errors, else its message."""
+    if exc.strerror and exc.filename is not None:
+        where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+        return f"{where}: {exc.strerror}"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; a user's error is one line on stderr and exit status 2, Ctrl-C
+    outside the training loop (which saves and stops by itself) is one line and 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+    except KeyboardInterrupt:
+        print(f"binarynet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in TRAINING_EXTRAS:
+            raise
+        print(
+            f"error: binarynet {args.command} needs the training extras ({exc.name} is not "
+            "installed): pip install 'binarynet[train]'",
+            file=sys.stderr,
+        )
+        return 2
+    except ImportError as exc:  # an optional reader's dependency; its message says what to do
+        if "pip install" not in str(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

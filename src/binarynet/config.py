@@ -17,7 +17,7 @@ What needs torch (building a model, resolving ``compute_dtype="auto"`` on a devi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from binarynet.data import DATASETS
@@ -28,6 +28,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_INPUT_SHAPES",
     "DEVICES",
+    "FLIP_AUGMENTABLE",
     "MODELS",
     "OPTIMIZERS",
     "PREPROCESS",
@@ -46,15 +47,24 @@ class ModelSpec:
         input_shape: the per-example torch input shape of uint8 images it takes by default:
             ``(H, W)`` for grey images, ``(C, H, W)`` for colour (NCHW; the engine takes NHWC).
             What export and summary use when a checkpoint does not say otherwise.
+        options: the keyword arguments of its builder (``TrainConfig.model_kwargs`` keys), so
+            that :func:`recipe_config` can take them directly (``recipe_config(hidden=128)``).
     """
 
     input_shape: tuple[int, ...]
+    options: tuple[str, ...] = ()
 
 
+_BN_OPTIONS = ("shift_bn", "stochastic", "bn_eps", "bn_momentum", "num_classes")
 MODELS: dict[str, ModelSpec] = {
-    "mnist-mlp": ModelSpec(input_shape=(28, 28)),
-    "cifar10-convnet": ModelSpec(input_shape=(3, 32, 32)),
-    "svhn-convnet": ModelSpec(input_shape=(3, 32, 32)),
+    "mnist-mlp": ModelSpec(
+        input_shape=(28, 28),
+        options=("hidden", "depth", "dropout_in", "dropout_hidden", "in_features", *_BN_OPTIONS),
+    ),
+    "cifar10-convnet": ModelSpec(
+        input_shape=(3, 32, 32), options=("width", "fc_width", *_BN_OPTIONS)
+    ),
+    "svhn-convnet": ModelSpec(input_shape=(3, 32, 32), options=_BN_OPTIONS),
 }
 """The paper's models by name (their builders: :data:`binarynet.models.MODELS`, same names)."""
 
@@ -74,6 +84,12 @@ COMPUTE_DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
 :func:`binarynet.train.resolve_compute_dtype`."""
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+"""Where training runs; "auto" is CUDA when torch sees a GPU, else the CPU."""
+
+FLIP_AUGMENTABLE: tuple[str, ...] = ("cifar10",)
+"""The datasets whose labels survive a horizontal flip, so that ``augment`` (random crops and
+flips, :mod:`binarynet.augment`) may be used on them. A mirrored digit (MNIST, SVHN) is another
+symbol or none, so augmenting them would train on wrong labels."""
 
 
 @dataclass
@@ -95,7 +111,7 @@ class TrainConfig:
     seed: int = 0
     compute_dtype: str = "auto"
     threads: int | None = None
-    checkpoint_every: float = 300.0
+    checkpoint_every: float = 300.0  # seconds between mid-epoch checkpoints; 0: every batch
     eval_batch_size: int = 1000
     recipe: str | None = None
     preprocess: str | None = None
@@ -105,6 +121,8 @@ class TrainConfig:
     init_from: str | None = None  # a best.pt / last.pt whose model (and preprocessor) start the run
 
     def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {tuple(MODELS)}, got {self.model!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.compute_dtype not in COMPUTE_DTYPES:
@@ -133,6 +151,35 @@ class TrainConfig:
             raise ValueError(
                 f"preprocess must be one of {sorted(PREPROCESS)} or None, got {self.preprocess!r}"
             )
+        if not self.checkpoint_every >= 0:  # also refuses NaN; 0: every batch, inf: never
+            raise ValueError(
+                f"checkpoint_every must be >= 0 seconds, got {self.checkpoint_every!r}"
+            )
+        if self.augment and self.dataset not in FLIP_AUGMENTABLE:
+            raise ValueError(
+                f"augment (--augment) flips images left-right, which changes the labels of "
+                f"{self.dataset} (mirrored digits); it is meant for {', '.join(FLIP_AUGMENTABLE)}"
+            )
+
+    @classmethod
+    def from_dict(cls, values: Any, source: str = "the configuration") -> TrainConfig:
+        """The configuration saved as ``values`` (a run's ``config.json``), checked: a
+        ValueError naming ``source`` for anything but an object of known fields with valid
+        values."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown key {', '.join(map(repr, unknown))} (not a TrainConfig field)"
+            )
+        if not isinstance(values.get("model_kwargs", {}), dict):
+            raise ValueError(f"{source}: model_kwargs must be an object")
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {exc}") from None
 
 
 # The paper's recipes (and a quick demo). Command-line options override single fields.
@@ -235,7 +282,12 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a named recipe with ``overrides`` (None values are ignored)."""
+    """A :class:`TrainConfig` from a named recipe with ``overrides`` (None values are ignored).
+
+    An override is a :class:`TrainConfig` field or an option of the model's builder
+    (:attr:`ModelSpec.options`), which goes into ``model_kwargs``:
+    ``recipe_config("mnist-demo", hidden=128, epochs=2)``.
+    """
     values: dict[str, Any] = {}
     if recipe is not None:
         try:
@@ -246,7 +298,17 @@ def recipe_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
             ) from None
         values["model_kwargs"] = dict(values.get("model_kwargs", {}))
         values["recipe"] = recipe
-    model_kwargs = overrides.pop("model_kwargs", None) or {}
+    model_kwargs = dict(overrides.pop("model_kwargs", None) or {})
+    model = overrides.get("model") or values.get("model") or TrainConfig.model
+    spec = MODELS.get(model)
+    config_fields = {f.name for f in fields(TrainConfig)}
+    for key in [k for k in overrides if k not in config_fields]:
+        if spec is None or key not in spec.options:
+            options = f"; model {model!r} takes {list(spec.options)}" if spec else ""
+            raise ValueError(f"recipe_config: unknown option {key!r}{options}")
+        value = overrides.pop(key)
+        if value is not None:
+            model_kwargs[key] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.setdefault("model_kwargs", {})
     values["model_kwargs"].update(model_kwargs)

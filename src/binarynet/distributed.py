@@ -72,7 +72,12 @@ def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+        why = (
+            f"this torch ({torch.__version__}) is built without CUDA"
+            if torch.version.cuda is None
+            else "torch sees no CUDA GPU (torch.cuda.is_available() is False)"
+        )
+        raise ValueError(f"device 'cuda' (--device cuda) was asked for but {why}; use cpu or auto")
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {name!r}")
     return torch.device(name)

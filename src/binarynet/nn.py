@@ -246,6 +246,27 @@ def _distributed_world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """y = Σ_r x_r over the processes r of the default group, differentiable.
+
+    Every process's loss depends on y, so ∂(Σ_r L_r)/∂x_r = Σ_r ∂L_r/∂y: the backward pass is
+    the same sum of the incoming gradients. (torch.distributed.nn.functional.all_reduce does
+    this too but is deprecated with a FutureWarning.)
+    """
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        torch.distributed.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        g = grad.clone()
+        torch.distributed.all_reduce(g)
+        return g
+
+
 class _ExactEvalBatchNorm(_BatchNorm):
     """Batch norm whose evaluation forward is exactly ``x * scale + shift`` in float32.
 
@@ -274,10 +295,8 @@ class _ExactEvalBatchNorm(_BatchNorm):
         count = t.numel() // t.shape[1]
         if not self._synced():
             return t.mean(dims), count
-        from torch.distributed.nn.functional import all_reduce
-
         local = torch.cat([t.sum(dims), t.new_tensor([float(count)])])
-        total = all_reduce(local)  # SUM over processes; its backward all-reduces the gradient
+        total = _AllReduceSum.apply(local)  # SUM over processes; differentiable
         return total[:-1] / total[-1], int(total[-1].detach())
 
     def _channel_view(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

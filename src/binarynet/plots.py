@@ -8,6 +8,7 @@ from typing import Any
 
 __all__ = [
     "SIGN_FLIPS_KEY",
+    "learning_curves_figure",
     "plot_learning_curves",
     "plot_run",
     "plot_sign_flips",
@@ -18,25 +19,45 @@ __all__ = [
 
 def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Error rates (train / validation / test, %) and losses per epoch, side by side."""
-    import matplotlib
+    plt = _pyplot()
+    fig = learning_curves_figure(history)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def learning_curves_figure(history: Sequence[dict[str, Any]]) -> Any:
+    """The figure of :func:`plot_learning_curves` (a matplotlib Figure, not yet saved)."""
+    plt = _pyplot()
     epochs = [row["epoch"] for row in history]
     fig, (ax_err, ax_loss) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for split in ("train", "valid", "test"):
         ax_err.plot(epochs, [100 * row[f"{split}_error"] for row in history], label=split)
         ax_loss.plot(epochs, [row[f"{split}_loss"] for row in history], label=split)
     ax_err.set(xlabel="epoch", ylabel="error (%)", yscale="log", title="error rate")
+    _percent_log_axis(ax_err)
     ax_loss.set(xlabel="epoch", ylabel="square hinge loss", yscale="log", title="loss")
     for ax in (ax_err, ax_loss):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _percent_log_axis(ax: Any) -> None:
+    """Label the log y axis of ``ax``, whose values are percentages, as "20%", "0.5%" where
+    matplotlib would write "2×10¹", "5×10⁻¹" (it keeps choosing which ticks get a label)."""
+    import numpy as np
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PercentLogFormatter(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            if not super().__call__(x, pos):
+                return ""  # a tick matplotlib leaves unlabelled
+            return np.format_float_positional(x, precision=3, fractional=False, trim="-") + "%"
+
+    ax.yaxis.set_major_formatter(PercentLogFormatter())
+    ax.yaxis.set_minor_formatter(PercentLogFormatter(labelOnlyBase=False))
 
 
 SIGN_FLIPS_KEY = "sign_flips"
@@ -127,6 +148,7 @@ def plot_sign_flips(
         yscale="log",
         title="sign flips of the binary weights per epoch",
     )
+    _percent_log_axis(ax)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     path = Path(path)

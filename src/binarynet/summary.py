@@ -767,6 +767,8 @@ def _summary(
         raise ValueError(f"input_shape must be positive sizes, got {list(input_shape or ())}")
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
+        if path.is_dir():
+            raise ValueError(f"model file {path} is a directory; expected a .bnn or a checkpoint")
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         if _is_bnn_path(path):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import signal
 import time
@@ -49,6 +50,7 @@ from binarynet.checkpoint import (
 from binarynet.config import (
     COMPUTE_DTYPES,
     DATASETS,
+    MODELS,
     OPTIMIZERS,
     RECIPES,
     TrainConfig,
@@ -81,10 +83,13 @@ __all__ = [
 # binarynet.models; they are re-exported here for code written against earlier versions.
 
 
-def load_splits(cfg: TrainConfig) -> datasets.Splits:
-    """The dataset of ``cfg``: MNIST from ``data_dir`` (the bundled sample when None),
-    CIFAR-10 (python batches or the JPEG copy) or SVHN (.mat files) from ``data_dir``."""
-    return datasets.load_dataset(cfg.dataset, cfg.data_dir, cache_dir=cfg.cache_dir)
+def load_splits(cfg: TrainConfig, *, download: bool = False) -> datasets.Splits:
+    """The dataset of ``cfg``: MNIST from ``data_dir`` (the bundled sample when None; the
+    missing files downloaded there with ``download``), CIFAR-10 (python batches or the JPEG
+    copy) or SVHN (.mat files) from ``data_dir``."""
+    return datasets.load_dataset(
+        cfg.dataset, cfg.data_dir, cache_dir=cfg.cache_dir, download=download
+    )
 
 
 def resolve_compute_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -168,6 +173,43 @@ def _require_same(
             )
 
 
+def _check_model_fits(model: nn.Module, name: str, splits: datasets.Splits) -> None:
+    """Raise ValueError (before anything is written) unless ``model`` takes the images of
+    ``splits`` and has one output per class: two training images through it in eval mode,
+    which changes no state (no batch statistics, no dropout, no random draw)."""
+    x = images_to_torch(splits.train.images[:2])
+    device = next(model.parameters()).device
+    shape = list(x.shape[1:])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            scores = model(x.to(device))
+    except RuntimeError:
+        takes = list(MODELS[name].input_shape) if name in MODELS else "other"
+        raise ValueError(
+            f"model {name} does not fit the dataset {splits.name}: its images are "
+            f"{shape} per example, the model takes {takes} (choose a model for the dataset)"
+        ) from None
+    finally:
+        model.train(was_training)
+    if scores.shape[1] != splits.n_classes:
+        raise ValueError(
+            f"model {name} has {scores.shape[1]} outputs but {splits.name} has "
+            f"{splits.n_classes} classes"
+        )
+
+
+def _ddp_no_buffer_sync() -> dict[str, Any]:
+    """DistributedDataParallel's switch for "do not broadcast buffers in forward" (synced BN
+    keeps them identical): ``forward_sync_buffers`` where torch has it (it deprecated
+    ``broadcast_buffers`` with a FutureWarning), ``broadcast_buffers`` before."""
+    params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    if "forward_sync_buffers" in params:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
+
 def _write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
@@ -226,7 +268,6 @@ class Trainer:
     ) -> None:
         self.cfg = cfg
         self.out_dir = Path(out_dir)
-        self.progress = progress
         self.on_batch = on_batch
         self.splits = splits
         if len(splits.train) < 2:
@@ -234,6 +275,7 @@ class Trainer:
         self.preprocessor: PixelScaling | GCNZCA | None = None
         self._train_images: np.ndarray | None = None  # uint8 NHWC, kept for augmentation
         self.dist: Dist = setup(cfg.device)
+        self.progress = progress and self.dist.is_main  # one progress bar, not one per process
         if cfg.batch_size % self.dist.world_size:
             raise ValueError(
                 f"the global batch size {cfg.batch_size} must be divisible by the number of "
@@ -241,6 +283,7 @@ class Trainer:
             )
         torch.manual_seed(cfg.seed)  # the same initial model in every process
         self.model = build_model(cfg.model, **cfg.model_kwargs).to(self.dist.device)
+        _check_model_fits(self.model, cfg.model, splits)
         torch.manual_seed(cfg.seed + self.dist.rank)  # dropout / stochastic units differ per rank
         self.compute_dtype = resolve_compute_dtype(cfg.compute_dtype, self.dist.device)
         set_compute_dtype(self.model, self.compute_dtype)
@@ -248,8 +291,7 @@ class Trainer:
         if self.dist.enabled:
             sync_batchnorm_(self.model)
             self.train_model = nn.parallel.DistributedDataParallel(
-                self.model,
-                broadcast_buffers=False,  # synced BN keeps buffers identical
+                self.model, **_ddp_no_buffer_sync()
             )
         self.optimizer = build_optimizer(self.model, cfg)
         self.epoch_signs = latent_signs(self.model)  # sign(W) at the last epoch boundary
@@ -452,7 +494,6 @@ class Trainer:
     def run(self, resume: bool = False) -> dict[str, Any]:
         """Train until ``cfg.epochs`` epochs are done (or a stop signal); returns the summary."""
         cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             state = load_checkpoint(self.out_dir / "last.pt")
             self._prepare_data(state.get("preprocess"))
@@ -468,6 +509,9 @@ class Trainer:
             self._init_from_checkpoint(cfg.init_from)
         else:
             self._prepare_data(None)
+        # Created only now: a run that fails to start (a checkpoint of another network, data
+        # the preprocessor cannot fit) leaves no empty run directory behind.
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             _write_json(self.out_dir / "config.json", dataclasses.asdict(cfg))
         previous_threads = torch.get_num_threads()
@@ -520,7 +564,7 @@ class Trainer:
                 if stop:
                     bar.close()
                     self._save_last()
-                    tqdm.write(
+                    self._say(
                         f"stopped by signal {self.stop.signal} at epoch {self.epoch + 1}, batch "
                         f"{self.batch}/{num_batches}; state saved to {self.out_dir / 'last.pt'} "
                         "(continue with --resume)"
@@ -532,18 +576,22 @@ class Trainer:
             bar.close()
             row = self._finish_epoch(time.monotonic() - epoch_start)
             last_save = time.monotonic()
-            if self.dist.is_main:
-                tqdm.write(_epoch_line(row))  # one line per epoch, with or without the bar
+            self._say(_epoch_line(row))  # one line per epoch, with or without the bar
             # A signal that arrived during the end-of-epoch evaluation stops here: last.pt was
             # just written at the epoch boundary.
             (stop_votes,) = self.dist.all_reduce_sum([float(self.stop.signal is not None)])
             if stop_votes and self.epoch < cfg.epochs:
-                tqdm.write(
+                self._say(
                     f"stopped by a signal after epoch {self.epoch}; state saved to "
                     f"{self.out_dir / 'last.pt'} (continue with --resume)"
                 )
                 return True
         return False
+
+    def _say(self, line: str) -> None:
+        """Print ``line`` once: from rank 0 only under torchrun (tqdm-safe)."""
+        if self.dist.is_main:
+            tqdm.write(line)
 
     def _summary(self, interrupted: bool) -> dict[str, Any]:
         summary = {

@@ -41,10 +41,11 @@ def locate_files(directory: Path, names: list[str], dataset: str, url: str) -> d
         ``{name: path}`` for every name.
 
     Raises:
-        FileNotFoundError: the directory or some files are missing; the message lists what was
-            expected and suggests ``download=True``.
+        FileNotFoundError: the directory or some files are missing; the message lists the
+            missing files once and says how to download them (``download=True`` in Python,
+            ``--download`` on the command line).
     """
-    hint = f"Pass download=True (and data_dir) to fetch them from {url}"
+    hint = f"Fetch them from {url} with download=True (binarynet train/eval --download)"
     if not directory.is_dir():
         raise FileNotFoundError(
             f"{dataset} directory not found: {directory}. Expected it to hold "
@@ -56,8 +57,8 @@ def locate_files(directory: Path, names: list[str], dataset: str, url: str) -> d
         nested = directory / dataset.lower()
         also = f" (there is a subdirectory {nested}: did you mean it?)" if nested.is_dir() else ""
         raise FileNotFoundError(
-            f"{dataset} files missing in {directory}{also}: {_describe(missing)}. "
-            f"Expected {_describe(names)}. {hint}."
+            f"{dataset} files missing in {directory}{also}: {_describe(missing)} "
+            f"({len(missing)} of {len(names)}). {hint}."
         )
     return {name: path for name, path in found.items() if path is not None}
 

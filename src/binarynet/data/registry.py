@@ -16,15 +16,24 @@ DATASETS = ("mnist", "cifar10", "svhn")
 
 
 def load_dataset(
-    name: str, data_dir: PathLike | None = None, *, cache_dir: PathLike | None = None
+    name: str,
+    data_dir: PathLike | None = None,
+    *,
+    cache_dir: PathLike | None = None,
+    download: bool = False,
 ) -> Splits:
     """One of :data:`DATASETS` by name: MNIST from ``data_dir`` (the bundled sample when None),
     CIFAR-10 (python batches or the JPEG copy, decoded images cached in ``cache_dir``) or SVHN
-    (.mat files) from ``data_dir``."""
+    (.mat files) from ``data_dir``. ``download``: fetch the MNIST files missing from
+    ``data_dir`` (:func:`load_mnist`); the other datasets are not downloaded."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+    if download and name != "mnist":
+        raise ValueError(f"only mnist can be downloaded; put the {name} files in data_dir")
+    if download and data_dir is None:
+        raise ValueError("download needs a directory to save the files in (data_dir, --data-dir)")
     if name == "mnist":
-        return mnist_sample() if data_dir is None else load_mnist(data_dir)
+        return mnist_sample() if data_dir is None else load_mnist(data_dir, download=download)
     if data_dir is None:
         raise ValueError(
             f"dataset {name!r} needs a data directory (data_dir, --data-dir); only MNIST is bundled"
