@@ -69,16 +69,19 @@ const char* kernel_name(Kernel k) {
     case Kernel::Portable: return "portable";
     case Kernel::Avx2: return "avx2";
     case Kernel::Avx512: return "avx512";
+    case Kernel::AmxTiles: return "amx-tiles";
     case Kernel::Amx: return "amx";
   }
   return "?";
 }
 
 Kernel named_kernel(const std::string& name) {
-  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512, Kernel::Amx}) {
+  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512,
+                   Kernel::AmxTiles, Kernel::Amx}) {
     if (name == kernel_name(k)) {
+      const bool amx = k == Kernel::Amx || k == Kernel::AmxTiles;
       const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) &&
-                      (k != Kernel::Avx512 || cpu_has_avx512()) && (k != Kernel::Amx || cpu_has_amx());
+                      (k != Kernel::Avx512 || cpu_has_avx512()) && (!amx || cpu_has_amx());
       if (!ok)
         throw std::invalid_argument("kernel '" + name +
                                     "' is not supported by this CPU (available: " +
@@ -91,7 +94,7 @@ Kernel named_kernel(const std::string& name) {
     }
   }
   throw std::invalid_argument("unknown kernel '" + name +
-                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', 'amx')");
+                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', 'amx-tiles', 'amx')");
 }
 
 }  // namespace
@@ -100,7 +103,10 @@ std::vector<std::string> available_kernels() {
   std::vector<std::string> names = {"reference", "portable"};
   if (cpu_has_avx2()) names.push_back("avx2");
   if (cpu_has_avx512()) names.push_back("avx512");
-  if (cpu_has_amx()) names.push_back("amx");
+  if (cpu_has_amx()) {
+    names.push_back("amx-tiles");
+    names.push_back("amx");  // the default: tiles where they measured faster (kernel_choice.h)
+  }
   return names;
 }
 

@@ -8,7 +8,10 @@
 
 namespace binarynet {
 
-enum class Kernel { Reference, Portable, Avx2, Avx512, Amx };
+// Amx ("amx"): the avx512 kernels, but the byte GEMM on AMX tiles (TDPBUSD). AmxTiles
+// ("amx-tiles"): also the popcount GEMM on AMX tiles (±1 expansion + TDPBSSD, bgemm/amx.cc),
+// which measured slower than VPOPCNTDQ on the machine of csrc/README.md: chosen by name only.
+enum class Kernel { Reference, Portable, Avx2, Avx512, AmxTiles, Amx };
 
 // Kernels this CPU can run, best last.
 std::vector<std::string> available_kernels();

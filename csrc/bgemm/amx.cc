@@ -22,7 +22,9 @@
 //
 // Blocking: 2 × 2 result tiles (32 columns × 32 rows, tiles 0–3), two W tiles (4, 5) and two
 // A tiles (6, 7) per word: 4 tile loads per 4 TDPBSSD (16 × 16 × 64 products each). The result
-// stays in the tiles over the whole reduction. Below kMinRows rows per task, the expansion of W
+// stays in the tiles over the whole reduction. The next column block of W is expanded inside the
+// reduction loop (the vector ports are idle while the AMX unit multiplies), and the output lines
+// of a tile are prefetched before its reduction. Below kMinRows rows per task, the expansion of W
 // does not pay for itself: the AVX-512 kernel runs instead (and for the AND bit-plane GEMM).
 #include <immintrin.h>
 
@@ -133,17 +135,21 @@ void expand_activations(const std::uint64_t* panels, std::size_t npanels, std::s
   }
 }
 
-// W rows n .. n + 31 → 2 × nwords tiles: tile (t, k) row j = the signs of word k of W row
-// n + 16t + j (past n1 the last real row again; its results are dropped).
-void expand_weights(const std::uint64_t* w, std::size_t ldw, std::size_t n, std::size_t n1,
-                    std::size_t nwords, std::int8_t* dst) {
-  for (std::size_t t = 0; t < 2; ++t)
-    for (std::size_t j = 0; j < 16; ++j) {
-      const std::size_t row = n + 16 * t + j < n1 ? n + 16 * t + j : n1 - 1;
-      const std::uint64_t* src = w + row * ldw;
-      std::int8_t* out = dst + t * nwords * kTileBytes + 64 * j;
-      for (std::size_t k = 0; k < nwords; ++k) _mm512_store_si512(out + k * kTileBytes, signs(src[k]));
-    }
+// The 32 W rows of the column block at n (past n1 the last real row again; its results are
+// dropped): tile (t, k) row j of the block's expansion = the signs of word k of row 16t + j.
+inline void block_rows(const std::uint64_t* w, std::size_t ldw, std::size_t n, std::size_t n1,
+                       const std::uint64_t* src[32]) {
+  for (std::size_t j = 0; j < 32; ++j) src[j] = w + (n + j < n1 ? n + j : n1 - 1) * ldw;
+}
+
+// Word k of W rows j0 .. j1 − 1 of a block into its expansion dst.
+__attribute__((always_inline)) inline void expand_weight_words(const std::uint64_t* const src[32],
+                                                                std::size_t j0, std::size_t j1,
+                                                                std::size_t k, std::size_t nwords,
+                                                                std::int8_t* dst) {
+  for (std::size_t j = j0; j < j1; ++j)
+    _mm512_store_si512(dst + ((j / 16) * nwords + k) * kTileBytes + 64 * (j % 16),
+                       signs(src[j][k]));
 }
 
 template <bool kCorr, bool kBits>
@@ -152,17 +158,36 @@ void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
               std::size_t n1, const Epilogue& ep) {
   const std::size_t npanels = (rows + kPanelRows - 1) / kPanelRows;
   const std::size_t ngroups = (rows + 31) / 32 * 2;  // pairs of 16-row groups
+  const std::size_t npairs = ngroups / 2;
   const std::size_t group_bytes = nwords * kTileBytes;
   std::int8_t* a = a_scratch.get(ngroups * group_bytes);
-  std::int8_t* wx = w_scratch.get(2 * group_bytes);
+  std::int8_t* wbuf = w_scratch.get(4 * group_bytes);  // two blocks: this one and the next
   expand_activations(panels, npanels, nwords, ngroups, a);
   const std::int32_t full = static_cast<std::int32_t>(64 * nwords);
+  // The next block's W rows are expanded while this block's tiles compute (the AMX unit works
+  // on its own; the vector ports are free): row pair i expands rows [i·per, (i + 1)·per) of it,
+  // one word per reduction step.
+  const std::size_t per = (32 + npairs - 1) / npairs;
+  const std::uint64_t* src[32];
+  block_rows(w, ldw, n0, n1, src);
+  for (std::size_t k = 0; k < nwords; ++k) expand_weight_words(src, 0, 32, k, nwords, wbuf);
   configure_tiles();
-  for (std::size_t n = n0; n < n1; n += 32) {
-    expand_weights(w, ldw, n, n1, nwords, wx);
-    const std::int8_t* w0 = wx;
-    const std::int8_t* w1 = wx + group_bytes;
+  int cur = 0;
+  for (std::size_t n = n0; n < n1; n += 32, cur ^= 1) {
+    const std::int8_t* w0 = wbuf + 2 * static_cast<std::size_t>(cur) * group_bytes;
+    const std::int8_t* w1 = w0 + group_bytes;
+    std::int8_t* next = wbuf + 2 * static_cast<std::size_t>(cur ^ 1) * group_bytes;
+    const bool has_next = n + 32 < n1;
+    if (has_next) block_rows(w, ldw, n + 32, n1, src);
     for (std::size_t g = 0; g < ngroups; g += 2) {
+      const std::size_t pair = g / 2;
+      const std::size_t e0 = has_next ? min_size(32, pair * per) : 0;
+      const std::size_t e1 = has_next ? min_size(32, e0 + per) : 0;
+      // Prefetch (for writing) this tile's output rows: they are written after the reduction.
+      {
+        RowSink<1, kCorr, kBits> sink(ep, row0 + g * 16, min_size(32, rows - g * 16), n, 8);
+        sink.prefetch_rows(n1 - n < 32 ? n1 - n : 32);
+      }
       const std::int8_t* a0 = a + g * group_bytes;
       const std::int8_t* a1 = a0 + group_bytes;
       _tile_zero(0);
@@ -179,6 +204,7 @@ void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
         _tile_loadd(5, w1 + off, 64);
         _tile_dpbssd(2, 5, 6);
         _tile_dpbssd(3, 5, 7);
+        expand_weight_words(src, e0, e1, k, nwords, next);
       }
       alignas(64) std::int32_t c[4][256];  // tile 2t + h: W rows 16t.., A rows of group g + h
       _tile_stored(0, c[0], 64);
