@@ -152,6 +152,42 @@ __attribute__((always_inline)) inline void expand_weight_words(const std::uint64
                        signs(src[j][k]));
 }
 
+// A finished 2 × 2 block of result tiles waiting for its epilogue: tile 2t + h of c holds
+// C[W row n + 16t + i][A row 16(g + h) + j] at c[2t + h][16i + j].
+struct Pending {
+  bool valid = false;
+  std::size_t n = 0, g = 0;
+  const std::int32_t* c = nullptr;  // [4][256]
+};
+
+// The epilogue of tile q of a pending block: transposed in registers to rows of A, pc =
+// (64·nwords − dot) / 2 (see the top of this file), then the shared RowSink, 8 columns at a time.
+template <bool kCorr, bool kBits>
+__attribute__((always_inline)) inline void finish_tile(const Pending& p, int q, std::size_t row0,
+                                                       std::size_t rows, std::size_t n1,
+                                                       std::int32_t full, const Epilogue& ep) {
+  const std::size_t col = p.n + 16 * static_cast<std::size_t>(q >> 1);
+  const std::size_t r = (p.g + static_cast<std::size_t>(q & 1)) * 16;  // first A row
+  if (col >= n1 || r >= rows) return;
+  const std::int32_t* cq = p.c + 256 * q;
+  __m512i v[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) v[i] = _mm512_load_si512(cq + 16 * i);
+  transpose16(v);  // v[i] = A row r + i, 16 columns
+  const std::size_t nr = min_size(16, rows - r);
+  RowSink<1, kCorr, kBits> lo(ep, row0 + r, nr, col, min_size(8, n1 - col));
+  const bool two = col + 8 < n1;
+  RowSink<1, kCorr, kBits> hi(ep, row0 + r, nr, two ? col + 8 : col,
+                              two ? min_size(8, n1 - col - 8) : 1);
+  const __m512i base = _mm512_set1_epi32(full);
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    const __m512i pc = _mm512_srai_epi32(_mm512_sub_epi32(base, v[i]), 1);
+    lo(i, v8i(_mm512_castsi512_si256(pc)));
+    if (two) hi(i, v8i(_mm512_extracti64x4_epi64(pc, 1)));
+  }
+}
+
 template <bool kCorr, bool kBits>
 void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
               std::size_t nwords, const std::uint64_t* w, std::size_t ldw, std::size_t n0,
@@ -164,13 +200,17 @@ void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
   std::int8_t* wbuf = w_scratch.get(4 * group_bytes);  // two blocks: this one and the next
   expand_activations(panels, npanels, nwords, ngroups, a);
   const std::int32_t full = static_cast<std::int32_t>(64 * nwords);
-  // The next block's W rows are expanded while this block's tiles compute (the AMX unit works
-  // on its own; the vector ports are free): row pair i expands rows [i·per, (i + 1)·per) of it,
-  // one word per reduction step.
+  // The vector ports are idle while the AMX unit multiplies, so the reduction loop of each 2 × 2
+  // block also (1) expands the next column block of W: row pair i expands rows
+  // [i·per, (i + 1)·per) of it, one word per step, and (2) runs the epilogue of the previous
+  // block, one tile every nwords / 4 steps (its results wait in the other half of c).
   const std::size_t per = (32 + npairs - 1) / npairs;
   const std::uint64_t* src[32];
   block_rows(w, ldw, n0, n1, src);
   for (std::size_t k = 0; k < nwords; ++k) expand_weight_words(src, 0, 32, k, nwords, wbuf);
+  alignas(64) std::int32_t c[2][4][256];
+  Pending pend;
+  int cb = 0;  // the half of c the next block's results go to
   configure_tiles();
   int cur = 0;
   for (std::size_t n = n0; n < n1; n += 32, cur ^= 1) {
@@ -183,7 +223,7 @@ void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
       const std::size_t pair = g / 2;
       const std::size_t e0 = has_next ? min_size(32, pair * per) : 0;
       const std::size_t e1 = has_next ? min_size(32, e0 + per) : 0;
-      // Prefetch (for writing) this tile's output rows: they are written after the reduction.
+      // Prefetch (for writing) this block's output rows: they are written one block later.
       {
         RowSink<1, kCorr, kBits> sink(ep, row0 + g * 16, min_size(32, rows - g * 16), n, 8);
         sink.prefetch_rows(n1 - n < 32 ? n1 - n : 32);
@@ -194,6 +234,7 @@ void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
+      int done = pend.valid ? 0 : 4;  // tiles of the pending block already finished
       for (std::size_t k = 0; k < nwords; ++k) {
         const std::size_t off = k * kTileBytes;
         _tile_loadd(4, w0 + off, 64);
@@ -205,37 +246,24 @@ void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
         _tile_dpbssd(2, 5, 6);
         _tile_dpbssd(3, 5, 7);
         expand_weight_words(src, e0, e1, k, nwords, next);
+        while (done < 4 && k * 4 >= static_cast<std::size_t>(done) * nwords)
+          finish_tile<kCorr, kBits>(pend, done++, row0, rows, n1, full, ep);
       }
-      alignas(64) std::int32_t c[4][256];  // tile 2t + h: W rows 16t.., A rows of group g + h
-      _tile_stored(0, c[0], 64);
-      _tile_stored(1, c[1], 64);
-      _tile_stored(2, c[2], 64);
-      _tile_stored(3, c[3], 64);
-#pragma GCC unroll 1
-      for (int q = 0; q < 4; ++q) {
-        const std::size_t col = n + 16 * static_cast<std::size_t>(q >> 1);
-        const std::size_t r = (g + static_cast<std::size_t>(q & 1)) * 16;  // first A row
-        if (col >= n1 || r >= rows) continue;
-        __m512i v[16];
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; ++i) v[i] = _mm512_load_si512(c[q] + 16 * i);
-        transpose16(v);  // v[i] = A row r + i, 16 columns
-        const std::size_t nr = min_size(16, rows - r);
-        RowSink<1, kCorr, kBits> lo(ep, row0 + r, nr, col, min_size(8, n1 - col));
-        const bool two = col + 8 < n1;
-        RowSink<1, kCorr, kBits> hi(ep, row0 + r, nr, two ? col + 8 : col,
-                                    two ? min_size(8, n1 - col - 8) : 1);
-        const __m512i base = _mm512_set1_epi32(full);
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; ++i) {
-          const __m512i pc = _mm512_srai_epi32(_mm512_sub_epi32(base, v[i]), 1);
-          lo(i, v8i(_mm512_castsi512_si256(pc)));
-          if (two) hi(i, v8i(_mm512_extracti64x4_epi64(pc, 1)));
-        }
-      }
+      while (done < 4) finish_tile<kCorr, kBits>(pend, done++, row0, rows, n1, full, ep);
+      _tile_stored(0, c[cb][0], 64);
+      _tile_stored(1, c[cb][1], 64);
+      _tile_stored(2, c[cb][2], 64);
+      _tile_stored(3, c[cb][3], 64);
+      pend.valid = true;
+      pend.n = n;
+      pend.g = g;
+      pend.c = &c[cb][0][0];
+      cb ^= 1;
     }
   }
   _tile_release();
+  if (pend.valid)
+    for (int q = 0; q < 4; ++q) finish_tile<kCorr, kBits>(pend, q, row0, rows, n1, full, ep);
 }
 
 void amx_panels(BitOp op, const std::uint64_t* panels, std::size_t row0, std::size_t rows,
