@@ -1,8 +1,8 @@
 """Tests of the compiled kernels (binarynet._kernels).
 
 Every case runs through every kernel this CPU has (``available_kernels()``: reference, portable,
-and avx2 / avx512 / amx-tiles / amx where supported) against a NumPy oracle on ±1 integer arrays; torch is only
-used for one cross-check of the convolution oracle.
+and avx2 / avx512 / amx-tiles / amx where supported) against a NumPy oracle on ±1 integer arrays;
+torch is only used for one cross-check of the convolution oracle.
 """
 
 from __future__ import annotations
