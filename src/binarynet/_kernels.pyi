@@ -8,7 +8,7 @@ Every op takes the keyword arguments ``kernel`` and ``threads``. ``kernel`` is "
 (default_kernel()) or one of available_kernels() ("reference", "portable", "avx2", "avx512",
 "amx-tiles", "amx"),
 checked the same way for every op; ``threads=0`` means get_num_threads(). Variants per op: the
-GEMMs and convolutions have all four; the max pools and threshold_bits have the reference loops
+GEMMs and convolutions have all six; the max pools and threshold_bits have the reference loops
 ("reference") and one optimised baseline loop (every other name); the packing helpers,
 im2col_u8 and the training ops have one implementation, which every valid name selects.
 """
