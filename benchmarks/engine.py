@@ -361,9 +361,14 @@ def bench_convnet(paths, models, images_nhwc, threads, rounds) -> dict:
 
             return run
 
+        extra = []
+        if K.default_kernel() != "avx512" and "avx512" in K.available_kernels():
+            eng512 = engine.load(paths["convnet"], threads=t, kernel="avx512")
+            extra.append(Contestant("engine avx512", lambda e=eng512: e.predict(x_np)))
         out[str(t)] = interleaved(
             [
                 Contestant("engine", lambda eng=eng: eng.predict(x_np)),
+                *extra,
                 Contestant("torch binary fp32", torch_call(models["binary"])),
                 Contestant("torch float fp32", torch_call(models["float"])),
             ],
