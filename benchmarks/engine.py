@@ -272,6 +272,14 @@ def bench_gemm(threads: list[int], rounds: int) -> dict:
         contestants.append(
             Contestant(f"engine bgemm/{t}", lambda t=t: K.bgemm(a, w, Kd, threads=t))
         )
+        # The AMX tile kernel by name (not the default: see csrc/kernel_choice.h), side by side.
+        if "amx-tiles" in K.available_kernels():
+            contestants.append(
+                Contestant(
+                    f"engine bgemm amx-tiles/{t}",
+                    lambda t=t: K.bgemm(a, w, Kd, kernel="amx-tiles", threads=t),
+                )
+            )
         contestants.append(Contestant(f"torch fp32 F.linear/{t}", linear(t)))
     res = interleaved(contestants, 2 * rounds, cpu=True)
     out = {"shape": [M, N, Kd], "by_threads": {}}
@@ -280,11 +288,11 @@ def bench_gemm(threads: list[int], rounds: int) -> dict:
         if t != 1:  # the calling thread's CPU time says nothing about the other threads
             for v in r.values():
                 del v["cpu_median_s"]
-        e = r["engine bgemm"]
-        e["gmacs_median"] = M * N * Kd / e["median_s"] / 1e9
-        e["gmacs_best"] = M * N * Kd / e["best_s"] / 1e9
-        if t == 1:
-            e["gmacs_cpu"] = M * N * Kd / e["cpu_median_s"] / 1e9
+        for e in (v for k, v in r.items() if k.startswith("engine bgemm")):
+            e["gmacs_median"] = M * N * Kd / e["median_s"] / 1e9
+            e["gmacs_best"] = M * N * Kd / e["best_s"] / 1e9
+            if t == 1:
+                e["gmacs_cpu"] = M * N * Kd / e["cpu_median_s"] / 1e9
         out["by_threads"][str(t)] = r
     return out
 
@@ -309,8 +317,14 @@ def _mlp_contestants(paths: dict, models: dict, images: np.ndarray, threads: int
             h = fixed(x_t).flatten(1).to(torch.bfloat16)
             return models["bf16"][2:](h).argmax(1)
 
+    extra = []
+    if K.default_kernel() != "avx512" and "avx512" in K.available_kernels():
+        # The engine without AMX tiles, side by side with the default (csrc/kernel_choice.h).
+        eng512 = engine.load(paths["mlp"], threads=threads, kernel="avx512")
+        extra.append(Contestant("engine avx512", lambda: eng512.predict(x_np)))
     return [
         Contestant("engine", lambda: eng.predict(x_np)),
+        *extra,
         Contestant("torch binary fp32", torch_call(models["binary"])),
         Contestant("torch float fp32", torch_call(models["float"])),
         Contestant("torch float bf16", bf16_call),
@@ -347,9 +361,14 @@ def bench_convnet(paths, models, images_nhwc, threads, rounds) -> dict:
 
             return run
 
+        extra = []
+        if K.default_kernel() != "avx512" and "avx512" in K.available_kernels():
+            eng512 = engine.load(paths["convnet"], threads=t, kernel="avx512")
+            extra.append(Contestant("engine avx512", lambda e=eng512: e.predict(x_np)))
         out[str(t)] = interleaved(
             [
                 Contestant("engine", lambda eng=eng: eng.predict(x_np)),
+                *extra,
                 Contestant("torch binary fp32", torch_call(models["binary"])),
                 Contestant("torch float fp32", torch_call(models["float"])),
             ],
@@ -577,6 +596,17 @@ def targets(results: dict) -> list[dict]:
     return out
 
 
+# Which kernel runs each kind of layer, per variant (csrc/README.md, csrc/kernel_choice.h).
+LAYER_KERNELS = {
+    "amx": "first layer: AMX TDPBUSD (batch >= 4; VNNI bit masks below); binary layers: "
+    "AVX-512 VPOPCNTDQ",
+    "amx-tiles": "first layer: AMX TDPBUSD (batch >= 4); binary layers: AMX TDPBSSD on ±1 "
+    "int8 (>= 32 rows per task; VPOPCNTDQ below)",
+    "avx512": "first layer: AVX-512 VNNI VPDPBUSD; binary layers: AVX-512 VPOPCNTDQ",
+    "avx2": "first layer: AVX2 VPMADDUBSW; binary layers: AVX2 VPSHUFB popcount",
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", nargs="*", type=int, default=[1, 2])
@@ -597,6 +627,7 @@ def main() -> None:
         f"({info['torch_cpu_capability']}); engine kernel: {K.default_kernel()}; "
         f"load average {info['load_average'][0]:.2f}"
     )
+    print(f"engine layers ({K.default_kernel()}): {LAYER_KERNELS.get(K.default_kernel(), '?')}")
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"mlp": Path(tmp) / "mlp.bnn", "convnet": Path(tmp) / "convnet.bnn"}
@@ -666,6 +697,7 @@ def main() -> None:
             "python": platform.python_version(),
             "cpu": info,
             "engine_kernel": K.default_kernel(),
+            "engine_layer_kernels": LAYER_KERNELS.get(K.default_kernel(), "?"),
             "rounds": rounds,
             "threads": args.threads,
             "exact": {"mlp": exact_mlp, "convnet": exact_cnn},

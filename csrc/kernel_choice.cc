@@ -4,6 +4,12 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#if BINARYNET_AMX_KERNELS
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace binarynet {
 
 // (BINARYNET_X86_KERNELS: set by CMakeLists.txt when the avx2.cc / avx512.cc kernels are built,
@@ -25,7 +31,31 @@ bool cpu_has_avx512_vnni() {
   __builtin_cpu_init();
   return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
 }
+#if BINARYNET_AMX_KERNELS
+namespace {
+// CPUID.(EAX=7, ECX=0):EDX bit 24 = AMX-TILE, bit 25 = AMX-INT8.
+bool cpuid_has_amx_int8() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return ((d >> 24) & 1) && ((d >> 25) & 1);
+}
+// Linux keeps the 8 KiB tile state (XFEATURE_XTILEDATA = 18) off until a process asks for it;
+// a kernel without that interface (< 5.16) or a refusal answers −1: no AMX then.
+bool os_grants_tiles() {
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+}  // namespace
+
+bool cpu_has_amx() {
+  static const bool ok = cpu_has_avx512_vnni() && cpuid_has_amx_int8() && os_grants_tiles();
+  return ok;
+}
 #else
+bool cpu_has_amx() { return false; }
+#endif
+#else
+bool cpu_has_amx() { return false; }
 bool cpu_has_avx2() { return false; }
 bool cpu_has_avx512() { return false; }
 bool cpu_has_avx512_vnni() { return false; }
@@ -39,14 +69,19 @@ const char* kernel_name(Kernel k) {
     case Kernel::Portable: return "portable";
     case Kernel::Avx2: return "avx2";
     case Kernel::Avx512: return "avx512";
+    case Kernel::AmxTiles: return "amx-tiles";
+    case Kernel::Amx: return "amx";
   }
   return "?";
 }
 
 Kernel named_kernel(const std::string& name) {
-  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512}) {
+  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512,
+                   Kernel::AmxTiles, Kernel::Amx}) {
     if (name == kernel_name(k)) {
-      const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) && (k != Kernel::Avx512 || cpu_has_avx512());
+      const bool amx = k == Kernel::Amx || k == Kernel::AmxTiles;
+      const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) &&
+                      (k != Kernel::Avx512 || cpu_has_avx512()) && (!amx || cpu_has_amx());
       if (!ok)
         throw std::invalid_argument("kernel '" + name +
                                     "' is not supported by this CPU (available: " +
@@ -59,7 +94,7 @@ Kernel named_kernel(const std::string& name) {
     }
   }
   throw std::invalid_argument("unknown kernel '" + name +
-                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512')");
+                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', 'amx-tiles', 'amx')");
 }
 
 }  // namespace
@@ -68,6 +103,10 @@ std::vector<std::string> available_kernels() {
   std::vector<std::string> names = {"reference", "portable"};
   if (cpu_has_avx2()) names.push_back("avx2");
   if (cpu_has_avx512()) names.push_back("avx512");
+  if (cpu_has_amx()) {
+    names.push_back("amx-tiles");
+    names.push_back("amx");  // the default: tiles where they measured faster (kernel_choice.h)
+  }
   return names;
 }
 

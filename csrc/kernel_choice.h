@@ -8,7 +8,10 @@
 
 namespace binarynet {
 
-enum class Kernel { Reference, Portable, Avx2, Avx512 };
+// Amx ("amx"): the avx512 kernels, but the byte GEMM on AMX tiles (TDPBUSD). AmxTiles
+// ("amx-tiles"): also the popcount GEMM on AMX tiles (±1 expansion + TDPBSSD, bgemm/amx.cc),
+// which measured slower than VPOPCNTDQ on the machine of csrc/README.md: chosen by name only.
+enum class Kernel { Reference, Portable, Avx2, Avx512, AmxTiles, Amx };
 
 // Kernels this CPU can run, best last.
 std::vector<std::string> available_kernels();
@@ -23,5 +26,9 @@ Kernel resolve_kernel(const std::string& name);
 bool cpu_has_avx2();
 bool cpu_has_avx512();       // F, BW, VL, VPOPCNTDQ
 bool cpu_has_avx512_vnni();  // the above + VNNI (the byte GEMM's VPDPBUSD)
+// The above + AMX-TILE + AMX-INT8, and the OS has granted this process the tile state (Linux:
+// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), asked once, here; refused → false).
+// false too where the AMX kernels are not built (a compiler without -mamx-int8).
+bool cpu_has_amx();
 
 }  // namespace binarynet

@@ -1,8 +1,8 @@
 """Tests of the compiled kernels (binarynet._kernels).
 
 Every case runs through every kernel this CPU has (``available_kernels()``: reference, portable,
-and avx2 / avx512 where supported) against a NumPy oracle on ±1 integer arrays; torch is only
-used for one cross-check of the convolution oracle.
+and avx2 / avx512 / amx-tiles / amx where supported) against a NumPy oracle on ±1 integer arrays;
+torch is only used for one cross-check of the convolution oracle.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def pack_nhwc(x: np.ndarray) -> np.ndarray:
 
 def test_available_and_default_kernels(monkeypatch):
     assert KERNELS[:2] == ["reference", "portable"]
-    assert set(KERNELS) <= {"reference", "portable", "avx2", "avx512"}
+    assert set(KERNELS) <= {"reference", "portable", "avx2", "avx512", "amx-tiles", "amx"}
     monkeypatch.delenv("BINARYNET_KERNEL", raising=False)
     assert K.default_kernel() == KERNELS[-1]
     monkeypatch.setenv("BINARYNET_KERNEL", "portable")
@@ -308,6 +308,37 @@ def test_threshold_bits(kernel):
         all_bits = bits_np(out, out.shape[1] * 64)
         np.testing.assert_array_equal(all_bits[:, :n], threshold_np(y, lo, hi))
         assert not all_bits[:, n:].any()
+
+
+AMX_KERNELS = [k for k in KERNELS if k.startswith("amx")]
+
+
+@pytest.mark.skipif(
+    not AMX_KERNELS, reason="no AMX-INT8 tiles here (CPU, OS permission or compiler)"
+)
+@pytest.mark.parametrize("kernel", AMX_KERNELS or ["amx"])
+def test_amx_tile_edges(kernel):
+    # The AMX kernels work in tiles of 16 rows × 16 columns × 64 k, 2 × 2 tiles at a time, from
+    # 32 rows per task (fewer: VPOPCNTDQ): partial tiles on every side, 1 and 2 threads, int32
+    # and threshold sinks, the byte GEMM with k around its 64-byte steps.
+    for m, n, k in [(32, 32, 64), (33, 17, 100), (47, 40, 640), (100, 8, 1), (64, 100, 129)]:
+        rng = rng_for("amx", m, n, k)
+        a, w = random_pm1(rng, (m, k)), random_pm1(rng, (n, k))
+        ref = a.astype(np.int64) @ w.astype(np.int64).T
+        lo, hi = threshold_cases(ref, rng)
+        for threads in (1, 2):
+            out = K.bgemm(pack_np(a), pack_np(w), k, kernel=kernel, threads=threads)
+            np.testing.assert_array_equal(out, ref)
+            bits = K.bgemm_threshold(pack_np(a), pack_np(w), k, lo, hi, kernel=kernel)
+            np.testing.assert_array_equal(bits_np(bits, n), threshold_np(ref, lo, hi))
+        for ku in (3, 64, 65, 784):
+            x, wu = u8_operands(rng, m, n, ku)
+            weights = K.U8Weights(pack_np(wu), ku)
+            ref8 = x.astype(np.int64) @ wu.astype(np.int64).T
+            np.testing.assert_array_equal(K.u8gemm(x, weights, kernel=kernel, threads=2), ref8)
+            lo8, hi8 = threshold_cases(ref8, rng)
+            bits8 = K.u8gemm_threshold(x, weights, lo8, hi8, kernel=kernel)
+            np.testing.assert_array_equal(bits_np(bits8, n), threshold_np(ref8, lo8, hi8))
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,7 +635,7 @@ def test_bad_arguments_raise_value_error():
         K.bgemm(bad, w, 100)
     with pytest.raises(ValueError, match="unknown kernel 'fast'"):
         K.bgemm(a, w, 100, kernel="fast")
-    for name in ("avx2", "avx512"):
+    for name in ("avx2", "avx512", "amx-tiles", "amx"):
         if name not in KERNELS:
             with pytest.raises(ValueError, match=f"kernel '{name}' is not supported by this CPU"):
                 K.bgemm(a, w, 100, kernel=name)

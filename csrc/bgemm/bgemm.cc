@@ -19,7 +19,11 @@ namespace popcount {
 
 const KernelSet& kernel_set(Kernel k) {
   switch (k) {
+#if BINARYNET_AMX_KERNELS
+    case Kernel::AmxTiles: return *amx_kernels();
+#endif
 #if BINARYNET_X86_KERNELS
+    case Kernel::Amx:  // the popcount GEMM stays on VPOPCNTDQ (kernel_choice.h)
     case Kernel::Avx512: return *avx512_kernels();
     case Kernel::Avx2: return *avx2_kernels();
 #endif

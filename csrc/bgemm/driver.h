@@ -124,6 +124,18 @@ struct RowSink {
     }
   }
 
+  // Prefetches (for writing) the output of this tile's rows, `cols` columns from n0.
+  void prefetch_rows(std::size_t cols) const {
+    const std::size_t rows = (nrows + kPlanes - 1) / kPlanes;
+    for (std::size_t i = 0; i < rows; ++i) {
+      if constexpr (kBits) {
+        __builtin_prefetch(bits + i * ld, 1);
+      } else {
+        for (std::size_t c = 0; c < cols; c += 16) __builtin_prefetch(out + i * ld + c, 1);
+      }
+    }
+  }
+
   __attribute__((always_inline)) void operator()(int r, const v8i& pc_in) {
     v8i pc = pc_in;
     if constexpr (kPlanes > 1) {

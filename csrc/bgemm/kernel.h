@@ -1,5 +1,5 @@
 // The interface between the operation drivers (bgemm.cc + popcount.h, bconv/bconv.cc; baseline
-// ISA) and the optimised kernels (portable.cc, avx2.cc, avx512.cc, each compiled with its own ISA
+// ISA) and the optimised kernels (portable.cc, avx2.cc, avx512.cc, amx.cc, each compiled with its own ISA
 // flags).
 //
 // Everything that crosses it is plain data: no STL types, no inline functions shared with the
@@ -80,5 +80,6 @@ struct KernelSet {
 const KernelSet* portable_kernels();
 const KernelSet* avx2_kernels();    // only call after the CPU check of kernel_choice.cc
 const KernelSet* avx512_kernels();  // only call after the CPU check of kernel_choice.cc
+const KernelSet* amx_kernels();     // only call after cpu_has_amx() (kernel_choice.cc)
 
 }  // namespace binarynet

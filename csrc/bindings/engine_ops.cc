@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "gemm/driver.h"
 #include "pool/pool.h"
 #include "threadpool.h"
+#include "u8gemm/kernel.h"
 #include "u8gemm/u8gemm.h"
 
 namespace binarynet {
@@ -220,8 +222,9 @@ class U8Weights {
  public:
   U8Weights(const std::uint64_t* w, std::size_t n, std::size_t nw, std::size_t k)
       : n_(n), k_(k), nw_(nw), bits_(w, w + n * nw), bytes_(u8_prepared_bytes(n, k)),
-        masks_(std::max<std::size_t>(u8_mask_words(n, k), 1)), wp_(bytes_ + 64) {
+        masks_(std::max<std::size_t>(u8_mask_words(n, k), 1)), wp_(bytes_ + kU8TileSlack) {
     u8_prepare(w, n, nw, k, wp_.p, masks_.data());
+    std::memset(wp_.p + bytes_, 0, kU8TileSlack);
   }
 
   U8Prepared view() const {
@@ -245,7 +248,7 @@ class U8Weights {
   std::vector<std::uint64_t> bits_;
   std::size_t bytes_;
   std::vector<std::uint64_t> masks_;
-  gemm::AlignedBuffer<std::int8_t> wp_;  // (64 bytes of slack past the blocks)
+  gemm::AlignedBuffer<std::int8_t> wp_;  // (kU8TileSlack zero bytes past the blocks)
 };
 
 void py_u8weights_init(U8Weights* self, const Array& w, std::int64_t k) {

@@ -1,5 +1,5 @@
 // The first layer on uint8 inputs as a byte GEMM: the interface between its driver (u8gemm.cc,
-// baseline ISA) and the ISA kernels (portable.cc, avx2.cc, avx512.cc in this folder).
+// baseline ISA) and the ISA kernels (portable.cc, avx2.cc, avx512.cc, amx.cc in this folder).
 //
 // The maths. The first layer's inputs are uint8 pixels p and its weights ±1, so
 //     s[m][n] = Σ_i p[m][i]·w[n][i]
@@ -33,6 +33,9 @@
 namespace binarynet {
 
 constexpr std::size_t kU8Block = 16;  // outputs per prepared weight block
+// Zero bytes kept past the prepared blocks: the AMX kernel loads weight tiles of 16 lines, whose
+// last ones may lie past the last block (multiplied by zero activations; amx.cc).
+constexpr std::size_t kU8TileSlack = 1024;
 
 inline std::size_t u8_groups(std::size_t k) { return (k + 3) / 4; }
 inline std::size_t u8_blocks(std::size_t n) { return (n + kU8Block - 1) / kU8Block; }
@@ -59,5 +62,6 @@ U8Fn u8_portable_kernel();
 U8Fn u8_avx2_kernel();         // only call after the CPU check (kernel_choice.cc: AVX2)
 U8Fn u8_avx512_kernel();       // only after the CPU check (kernel_choice.cc: AVX-512 BW + VNNI)
 U8Fn u8_avx512_mask_kernel();  // the same, on the masks wm; at most 3 rows per call
+U8Fn u8_amx_kernel();          // only after cpu_has_amx() (kernel_choice.cc); wp + kU8TileSlack
 
 }  // namespace binarynet

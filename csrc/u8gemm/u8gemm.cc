@@ -22,6 +22,10 @@ constexpr std::size_t kU8BlockBytes = 128 * 1024;
 // AVX-512 CPU with VPOPCNTDQ but Knights Mill), the AVX2 kernel otherwise.
 U8Fn u8_kernel(Kernel k) {
   switch (k) {
+#if BINARYNET_AMX_KERNELS
+    case Kernel::Amx:
+    case Kernel::AmxTiles: return u8_amx_kernel();
+#endif
 #if BINARYNET_X86_KERNELS
     case Kernel::Avx512: return cpu_has_avx512_vnni() ? u8_avx512_kernel() : u8_avx2_kernel();
     case Kernel::Avx2: return u8_avx2_kernel();
@@ -37,7 +41,9 @@ void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t*
   U8Epilogue ep;
   gemm::set_sink(ep, w.N, out);
   // Batch 1 to 3: the mask copy of the weights (8× less traffic), where the CPU has VNNI.
-  const bool masks = M < 4 && w.wm && kern == Kernel::Avx512 && cpu_has_avx512_vnni();
+  // (The amx variant too: at batch 1 to 3 the weights' traffic, not the products, is the cost.)
+  const bool simd = kern == Kernel::Avx512 || kern == Kernel::Amx || kern == Kernel::AmxTiles;
+  const bool masks = M < 4 && w.wm && simd && cpu_has_avx512_vnni();
   const U8Fn fn = masks ? u8_avx512_mask_kernel() : u8_kernel(kern);
   const void* wts = masks ? static_cast<const void*>(w.wm) : static_cast<const void*>(w.wp);
   const std::size_t kg = u8_groups(w.K), row_bytes = 4 * kg;

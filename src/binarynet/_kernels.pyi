@@ -5,9 +5,10 @@ uint64 words (element k in bit k % 64 of word k // 64), padding bits zero. All a
 C-contiguous; bad arguments raise ValueError.
 
 Every op takes the keyword arguments ``kernel`` and ``threads``. ``kernel`` is "auto"
-(default_kernel()) or one of available_kernels() ("reference", "portable", "avx2", "avx512"),
+(default_kernel()) or one of available_kernels() ("reference", "portable", "avx2", "avx512",
+"amx-tiles", "amx"),
 checked the same way for every op; ``threads=0`` means get_num_threads(). Variants per op: the
-GEMMs and convolutions have all four; the max pools and threshold_bits have the reference loops
+GEMMs and convolutions have all six; the max pools and threshold_bits have the reference loops
 ("reference") and one optimised baseline loop (every other name); the packing helpers,
 im2col_u8 and the training ops have one implementation, which every valid name selects.
 """
@@ -21,7 +22,7 @@ _U64 = npt.NDArray[np.uint64]
 _I32 = npt.NDArray[np.int32]
 _U8 = npt.NDArray[np.uint8]
 _I8 = npt.NDArray[np.int8]
-_Kernel = Literal["auto", "reference", "portable", "avx2", "avx512"] | str
+_Kernel = Literal["auto", "reference", "portable", "avx2", "avx512", "amx-tiles", "amx"] | str
 _Pair = int | tuple[int, int]
 
 _F32 = npt.NDArray[np.float32]
