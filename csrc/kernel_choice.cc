@@ -4,6 +4,16 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#if BINARYNET_ARM_KERNELS
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
 namespace binarynet {
 
 // (BINARYNET_X86_KERNELS: set by CMakeLists.txt when the avx2.cc / avx512.cc kernels are built,
@@ -31,6 +41,16 @@ bool cpu_has_avx512() { return false; }
 bool cpu_has_avx512_vnni() { return false; }
 #endif
 
+// (BINARYNET_ARM_KERNELS: set by CMakeLists.txt when the neon*.cc kernels are built, i.e. on
+// aarch64. The kernel asks Linux which CPU features it may use: AT_HWCAP.)
+#if BINARYNET_ARM_KERNELS
+bool cpu_has_neon() { return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0; }
+bool cpu_has_neon_dotprod() { return cpu_has_neon() && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
+#else
+bool cpu_has_neon() { return false; }
+bool cpu_has_neon_dotprod() { return false; }
+#endif
+
 namespace {
 
 const char* kernel_name(Kernel k) {
@@ -39,14 +59,20 @@ const char* kernel_name(Kernel k) {
     case Kernel::Portable: return "portable";
     case Kernel::Avx2: return "avx2";
     case Kernel::Avx512: return "avx512";
+    case Kernel::Neon: return "neon";
+    case Kernel::NeonDotprod: return "neon-dotprod";
   }
   return "?";
 }
 
 Kernel named_kernel(const std::string& name) {
-  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512}) {
+  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512, Kernel::Neon,
+                   Kernel::NeonDotprod}) {
     if (name == kernel_name(k)) {
-      const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) && (k != Kernel::Avx512 || cpu_has_avx512());
+      const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) &&
+                      (k != Kernel::Avx512 || cpu_has_avx512()) &&
+                      (k != Kernel::Neon || cpu_has_neon()) &&
+                      (k != Kernel::NeonDotprod || cpu_has_neon_dotprod());
       if (!ok)
         throw std::invalid_argument("kernel '" + name +
                                     "' is not supported by this CPU (available: " +
@@ -59,7 +85,8 @@ Kernel named_kernel(const std::string& name) {
     }
   }
   throw std::invalid_argument("unknown kernel '" + name +
-                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512')");
+                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', "
+                              "'neon', 'neon-dotprod')");
 }
 
 }  // namespace
@@ -68,6 +95,8 @@ std::vector<std::string> available_kernels() {
   std::vector<std::string> names = {"reference", "portable"};
   if (cpu_has_avx2()) names.push_back("avx2");
   if (cpu_has_avx512()) names.push_back("avx512");
+  if (cpu_has_neon()) names.push_back("neon");
+  if (cpu_has_neon_dotprod()) names.push_back("neon-dotprod");
   return names;
 }
 

@@ -8,7 +8,9 @@
 
 namespace binarynet {
 
-enum class Kernel { Reference, Portable, Avx2, Avx512 };
+// Neon: aarch64 Advanced SIMD (every aarch64 CPU); NeonDotprod: the same binary kernels, and the
+// first layer's byte GEMM with the Armv8.2 dot-product instructions (SDOT).
+enum class Kernel { Reference, Portable, Avx2, Avx512, Neon, NeonDotprod };
 
 // Kernels this CPU can run, best last.
 std::vector<std::string> available_kernels();
@@ -23,5 +25,9 @@ Kernel resolve_kernel(const std::string& name);
 bool cpu_has_avx2();
 bool cpu_has_avx512();       // F, BW, VL, VPOPCNTDQ
 bool cpu_has_avx512_vnni();  // the above + VNNI (the byte GEMM's VPDPBUSD)
+// The aarch64 checks (false where the NEON kernels are not built): Advanced SIMD, and the
+// dot-product extension (getauxval(AT_HWCAP) & HWCAP_ASIMDDP).
+bool cpu_has_neon();
+bool cpu_has_neon_dotprod();
 
 }  // namespace binarynet
