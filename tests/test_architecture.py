@@ -205,7 +205,14 @@ def test_does_not_import_the_training_loop(pattern: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "pattern", ["binarynet.config", "binarynet.engine.*", "binarynet.bnnfile", "binarynet.cli"]
+    "pattern",
+    [
+        "binarynet.config",
+        "binarynet.engine.*",
+        "binarynet.bnnfile",
+        "binarynet.cli",
+        "binarynet.bench",
+    ],
 )
 def test_imports_no_torch(pattern: str) -> None:
     """The deployment side and the registries run without torch. (For the CLI only its module
