@@ -10,9 +10,11 @@ g++-aarch64-linux-gnu qemu-user``; ``.ci/run`` installs them).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,23 @@ def test_bad_argument_exits_2() -> None:
     )
     assert proc.returncode == 2
     assert "usage: tools/kernel_test.sh native|arm64" in proc.stderr
+
+
+def test_neon_gemm_inner_loop_at_least_as_dense_as_dabnn() -> None:
+    """The panel micro-kernel's inner loop, from the compiler's aarch64 assembly: at least
+    daBNN's 2048 binary MACs per 48 NEON arithmetic instructions (docs/arm.md)."""
+    if shutil.which("aarch64-linux-gnu-g++") is None:
+        pytest.skip("aarch64-linux-gnu-g++ not found")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "neon_inner_loop.py"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    loops = json.loads(proc.stdout)
+    panel = [r for r in loops if r["binary_macs"] == 2048]
+    assert panel, loops
+    for r in panel:  # XOR and AND (bit planes) versions
+        assert r["neon_arithmetic"] <= 48 and r["macs_per_arithmetic"] >= 2048 / 48
+        assert r["loads"] <= 5 and r["instructions"] <= 55
