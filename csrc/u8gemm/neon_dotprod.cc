@@ -8,10 +8,11 @@
 // where Σ_i w_i (per output; weights past K are 0) is accumulated alongside by SDOT with a vector
 // of ones. |(p − 128)·w| ≤ 128: every sum is exact in int32 for K < 2²⁴.
 //
-// Micro-kernel: 4 rows × 1 block of 16 outputs (16 int32x4 accumulators + 4 for Σw). A row's
-// 16 bytes (4 groups of 4 k) are loaded once; SDOT (by element) takes group g of the row from
+// Micro-kernel: 4 rows × 1 block of 16 outputs (16 int32x4 accumulators). A row's 16 bytes
+// (4 groups of 4 k) are loaded and flipped once; SDOT (by element) takes group g of the row from
 // lane g, the weight line (64 bytes: 4 k of 16 outputs) is 4 registers: per 4 k of a block,
-// 1 load (LD1, 4 registers) and 16 + 4 SDOT for 4 rows × 16 outputs × 4 k = 256 products.
+// 1 load (LD1, 4 registers) and 16 SDOT for 4 rows × 16 outputs × 4 k = 256 products. Σw takes
+// a pass of its own over the block's lines (4 SDOT per line), before the rows.
 #include <arm_neon.h>
 
 #include <cstring>
@@ -31,11 +32,8 @@ struct Micro {
 
   template <int R, int G>
   __attribute__((always_inline)) static void step(const int8x16_t av[R], const std::int8_t* w,
-                                                  int32x4_t acc[R][4], int32x4_t wsum[4],
-                                                  int8x16_t ones) {
+                                                  int32x4_t acc[R][4]) {
     const int8x16x4_t wv = vld1q_s8_x4(w);
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) wsum[q] = vdotq_s32(wsum[q], wv.val[q], ones);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -52,6 +50,13 @@ struct Micro {
     int32x4_t acc[R][4], wsum[4];
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) wsum[q] = vdupq_n_s32(0);
+    // Σw per output, in a pass of its own (in the main loop its 4 accumulators would push the
+    // 16 of the tile, the 4 rows and the weight line out of the 32 registers).
+    for (std::size_t g = 0; g < kg; ++g) {
+      const int8x16x4_t wv = vld1q_s8_x4(wp + g * 64);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) wsum[q] = vdotq_s32(wsum[q], wv.val[q], ones);
+    }
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -63,10 +68,10 @@ struct Micro {
       for (int r = 0; r < R; ++r)
         av[r] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + r * lda + 4 * g), flip));
       const std::int8_t* w = wp + g * 64;
-      step<R, 0>(av, w, acc, wsum, ones);
-      step<R, 1>(av, w + 64, acc, wsum, ones);
-      step<R, 2>(av, w + 128, acc, wsum, ones);
-      step<R, 3>(av, w + 192, acc, wsum, ones);
+      step<R, 0>(av, w, acc);
+      step<R, 1>(av, w + 64, acc);
+      step<R, 2>(av, w + 128, acc);
+      step<R, 3>(av, w + 192, acc);
     }
     for (; g < kg; ++g) {  // the last 1–3 groups: 4 bytes per row (a row has 4·kg bytes)
       int8x16_t av[R];
@@ -76,7 +81,7 @@ struct Micro {
         std::memcpy(&four, a + r * lda + 4 * g, 4);
         av[r] = vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(four)), flip));
       }
-      step<R, 0>(av, wp + g * 64, acc, wsum, ones);
+      step<R, 0>(av, wp + g * 64, acc);
     }
     const std::size_t real = N - n < 16 ? N - n : 16;  // n < N
     int32x4_t bias[4];
