@@ -1,7 +1,8 @@
 """Tests of the compiled kernels (binarynet._kernels).
 
 Every case runs through every kernel this CPU has (``available_kernels()``: reference, portable,
-and avx2 / avx512 where supported) against a NumPy oracle on ±1 integer arrays; torch is only
+and avx2 / avx512 or neon / neon-dotprod where supported) against a NumPy oracle on ±1 integer
+arrays; torch is only
 used for one cross-check of the convolution oracle.
 """
 
@@ -79,7 +80,7 @@ def pack_nhwc(x: np.ndarray) -> np.ndarray:
 
 def test_available_and_default_kernels(monkeypatch):
     assert KERNELS[:2] == ["reference", "portable"]
-    assert set(KERNELS) <= {"reference", "portable", "avx2", "avx512"}
+    assert set(KERNELS) <= {"reference", "portable", "avx2", "avx512", "neon", "neon-dotprod"}
     monkeypatch.delenv("BINARYNET_KERNEL", raising=False)
     assert K.default_kernel() == KERNELS[-1]
     monkeypatch.setenv("BINARYNET_KERNEL", "portable")
