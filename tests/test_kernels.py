@@ -2,8 +2,7 @@
 
 Every case runs through every kernel this CPU has (``available_kernels()``: reference, portable,
 and avx2 / avx512 or neon / neon-dotprod where supported) against a NumPy oracle on ±1 integer
-arrays; torch is only
-used for one cross-check of the convolution oracle.
+arrays; torch is only used for one cross-check of the convolution oracle.
 """
 
 from __future__ import annotations

@@ -91,16 +91,13 @@ def make(out: Path) -> None:
         model.eval()
         path = out / f"{name}.bnn"
         export(model, path, input_shape=shape, model=name)
-        if len(shape) == 2:
-            x = gen.integers(0, 256, (30, *shape), dtype=np.uint8)
-            x = np.concatenate([x, np.zeros((1, *shape), np.uint8), np.full((1, *shape), 255, np.uint8)])
-            xt = torch.from_numpy(x)
-            x_engine = x
-        else:
-            x = gen.integers(0, 256, (12, *shape), dtype=np.uint8)
-            x = np.concatenate([x, np.zeros((1, *shape), np.uint8), np.full((1, *shape), 255, np.uint8)])
-            xt = torch.from_numpy(x)
-            x_engine = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # NHWC for the engine
+        n = 30 if len(shape) == 2 else 12
+        x = gen.integers(0, 256, (n, *shape), dtype=np.uint8)
+        extremes = [np.zeros((1, *shape), np.uint8), np.full((1, *shape), 255, np.uint8)]
+        x = np.concatenate([x, *extremes])
+        xt = torch.from_numpy(x)
+        # The engine takes images channels last (NHWC); the MLP's [N, 28, 28] as they are.
+        x_engine = x if len(shape) == 2 else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         with torch.inference_mode():
             scores = model(xt).numpy()
         np.savez(out / f"{name}.npz", x=x_engine, scores=scores)
