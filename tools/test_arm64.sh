@@ -3,9 +3,10 @@
 # sysroot, run by qemu-aarch64; the extension cross-compiled by CMake from this CMakeLists.txt
 # (the NEON files) with aarch64-linux-gnu-g++; NumPy and the test tools as aarch64 wheels from
 # PyPI; then, under -cpu cortex-a72 (no dot product) and -cpu max (dot product):
-#   * tests/test_kernels.py, tests/test_engine_inputs.py, tests/test_fuzz_bnn.py (every kernel
-#     variant of the emulated CPU against the NumPy oracle, hostile inputs, damaged .bnn files;
-#     the tests that need torch skip: there is no torch on the emulated side);
+#   * tests/test_kernels.py, tests/test_engine_inputs.py, tests/test_fuzz_bnn.py,
+#     tests/test_bench.py (every kernel variant of the emulated CPU against the NumPy oracle,
+#     hostile inputs, damaged .bnn files, binarynet bench; the tests that need torch skip:
+#     there is no torch on the emulated side);
 #   * tools/engine_golden.py check: models exported here by torch (MLPs, the CIFAR-10 ConvNet at
 #     1/8 width, an odd-shaped ConvNet) run on the arm64 engine with every kernel variant, scores
 #     bit-identical to torch's.
@@ -22,7 +23,7 @@ PY=${1:-${PYTHON:-build/venv/bin/python}}
 OUT=build/arm64
 SYSROOT=$OUT/sysroot
 SITE=$OUT/site
-TESTS=${ARM64_TESTS:-tests/test_kernels.py tests/test_engine_inputs.py tests/test_fuzz_bnn.py}
+TESTS=${ARM64_TESTS:-tests/test_kernels.py tests/test_engine_inputs.py tests/test_fuzz_bnn.py tests/test_bench.py}
 start=$(date +%s)
 say() { printf '[arm64 %4ds] %s\n' $(($(date +%s) - start)) "$*"; }
 
@@ -53,7 +54,18 @@ if [ ! -x $SYSROOT/usr/bin/python3.11 ]; then
   rm -rf $SYSROOT && mkdir -p $SYSROOT
   for deb in $APT/debs/*.deb; do dpkg -x "$deb" $SYSROOT; done
 fi
-run() { qemu-aarch64 -cpu "$1" -L $SYSROOT $SYSROOT/usr/bin/python3.11 "${@:2}"; }
+# The emulated interpreter as a host executable: a wrapper that runs it under qemu-aarch64
+# (-cpu $QEMU_CPU) and passes itself as argv[0], so that sys.executable is the wrapper and the
+# tests' child processes (subprocess.run([sys.executable, ...])) run under QEMU too, without
+# binfmt_misc.
+PYQ=$PWD/$SYSROOT/usr/bin/python3.11-qemu
+cat > "$PYQ" <<WRAPPER
+#!/bin/sh
+exec qemu-aarch64 -cpu \${QEMU_CPU:-max} -L $PWD/$SYSROOT -0 "\$0" $PWD/$SYSROOT/usr/bin/python3.11 "\$@"
+WRAPPER
+chmod +x "$PYQ"
+# run CPU ARGS...: the emulated interpreter with the cross-built package and the wheels.
+run() { QEMU_CPU=$1 PYTHONPATH=$PWD/$OUT/pkg:$PWD/$SITE "$PYQ" "${@:2}"; }
 
 # 2. NumPy, safetensors, pytest, hypothesis as aarch64 wheels.
 if [ ! -d $SITE/numpy ]; then
@@ -88,7 +100,6 @@ cp -r src/binarynet $OUT/pkg/
 find $OUT/pkg -name '*.so' -delete
 so=$(ls $OUT/cmake/_kernels*.so)
 cp "$so" $OUT/pkg/binarynet/_kernels.cpython-311-aarch64-linux-gnu.so
-export PYTHONPATH=$PWD/$OUT/pkg:$PWD/$SITE
 
 # 4. The golden models, made here with torch.
 say "exporting the golden models (torch, host)"
