@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc src -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: test demo bench lint clean sanitize
+.PHONY: test demo bench lint clean sanitize test-arm-kernels test-arm64
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ test: $(VENV)/.installed
 # run of the .bnn loader (tools/sanitize.sh; FUZZ_SECONDS=0 skips the fuzzing).
 sanitize: $(VENV)/.installed
 	tools/sanitize.sh $(BIN)/python
+
+# The kernel test program (csrc/tests/kernel_test.cc) cross-compiled for aarch64 and run under
+# qemu-aarch64 as a Cortex-A72 and as -cpu max (dot product): the NEON kernels against the
+# reference. Needs aarch64-linux-gnu-g++ and qemu-aarch64, not the venv.
+test-arm-kernels:
+	tools/kernel_test.sh arm64
+
+# The package on emulated arm64: Debian's arm64 Python under qemu-aarch64, the extension
+# cross-compiled from CMakeLists.txt, the kernel / engine-input tests and the engine's
+# bit-exactness against torch on exported models (tools/test_arm64.sh; ~10 minutes).
+test-arm64: $(VENV)/.installed
+	tools/test_arm64.sh $(BIN)/python
 
 demo: $(VENV)/.installed
 	rm -rf runs/demo

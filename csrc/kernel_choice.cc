@@ -9,6 +9,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#if BINARYNET_ARM_KERNELS
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
 
 namespace binarynet {
 
@@ -61,6 +70,16 @@ bool cpu_has_avx512() { return false; }
 bool cpu_has_avx512_vnni() { return false; }
 #endif
 
+// (BINARYNET_ARM_KERNELS: set by CMakeLists.txt when the neon*.cc kernels are built, i.e. on
+// aarch64. The kernel asks Linux which CPU features it may use: AT_HWCAP.)
+#if BINARYNET_ARM_KERNELS
+bool cpu_has_neon() { return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0; }
+bool cpu_has_neon_dotprod() { return cpu_has_neon() && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
+#else
+bool cpu_has_neon() { return false; }
+bool cpu_has_neon_dotprod() { return false; }
+#endif
+
 namespace {
 
 const char* kernel_name(Kernel k) {
@@ -71,17 +90,21 @@ const char* kernel_name(Kernel k) {
     case Kernel::Avx512: return "avx512";
     case Kernel::AmxTiles: return "amx-tiles";
     case Kernel::Amx: return "amx";
+    case Kernel::Neon: return "neon";
+    case Kernel::NeonDotprod: return "neon-dotprod";
   }
   return "?";
 }
 
 Kernel named_kernel(const std::string& name) {
   for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512,
-                   Kernel::AmxTiles, Kernel::Amx}) {
+                   Kernel::AmxTiles, Kernel::Amx, Kernel::Neon, Kernel::NeonDotprod}) {
     if (name == kernel_name(k)) {
       const bool amx = k == Kernel::Amx || k == Kernel::AmxTiles;
       const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) &&
-                      (k != Kernel::Avx512 || cpu_has_avx512()) && (!amx || cpu_has_amx());
+                      (k != Kernel::Avx512 || cpu_has_avx512()) && (!amx || cpu_has_amx()) &&
+                      (k != Kernel::Neon || cpu_has_neon()) &&
+                      (k != Kernel::NeonDotprod || cpu_has_neon_dotprod());
       if (!ok)
         throw std::invalid_argument("kernel '" + name +
                                     "' is not supported by this CPU (available: " +
@@ -94,7 +117,8 @@ Kernel named_kernel(const std::string& name) {
     }
   }
   throw std::invalid_argument("unknown kernel '" + name +
-                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', 'amx-tiles', 'amx')");
+                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', "
+                              "'amx-tiles', 'amx', 'neon', 'neon-dotprod')");
 }
 
 }  // namespace
@@ -107,6 +131,8 @@ std::vector<std::string> available_kernels() {
     names.push_back("amx-tiles");
     names.push_back("amx");  // the default: tiles where they measured faster (kernel_choice.h)
   }
+  if (cpu_has_neon()) names.push_back("neon");
+  if (cpu_has_neon_dotprod()) names.push_back("neon-dotprod");
   return names;
 }
 

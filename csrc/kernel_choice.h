@@ -11,7 +11,9 @@ namespace binarynet {
 // Amx ("amx"): the avx512 kernels, but the byte GEMM on AMX tiles (TDPBUSD). AmxTiles
 // ("amx-tiles"): also the popcount GEMM on AMX tiles (±1 expansion + TDPBSSD, bgemm/amx.cc),
 // which measured slower than VPOPCNTDQ on the machine of csrc/README.md: chosen by name only.
-enum class Kernel { Reference, Portable, Avx2, Avx512, AmxTiles, Amx };
+// Neon: aarch64 Advanced SIMD (every aarch64 CPU); NeonDotprod: the same binary kernels, and the
+// first layer's byte GEMM with the Armv8.2 dot-product instructions (SDOT).
+enum class Kernel { Reference, Portable, Avx2, Avx512, AmxTiles, Amx, Neon, NeonDotprod };
 
 // Kernels this CPU can run, best last.
 std::vector<std::string> available_kernels();
@@ -30,5 +32,9 @@ bool cpu_has_avx512_vnni();  // the above + VNNI (the byte GEMM's VPDPBUSD)
 // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), asked once, here; refused → false).
 // false too where the AMX kernels are not built (a compiler without -mamx-int8).
 bool cpu_has_amx();
+// The aarch64 checks (false where the NEON kernels are not built): Advanced SIMD, and the
+// dot-product extension (getauxval(AT_HWCAP) & HWCAP_ASIMDDP).
+bool cpu_has_neon();
+bool cpu_has_neon_dotprod();
 
 }  // namespace binarynet

@@ -212,6 +212,7 @@ def test_does_not_import_the_training_loop(pattern: str) -> None:
         "binarynet.bnnfile",
         "binarynet.cli",
         "binarynet.qonnx_export",
+        "binarynet.bench",
     ],
 )
 def test_imports_no_torch(pattern: str) -> None:

@@ -1,8 +1,8 @@
 """Tests of the compiled kernels (binarynet._kernels).
 
 Every case runs through every kernel this CPU has (``available_kernels()``: reference, portable,
-and avx2 / avx512 / amx-tiles / amx where supported) against a NumPy oracle on ±1 integer arrays;
-torch is only used for one cross-check of the convolution oracle.
+and avx2 / avx512 / amx-tiles / amx, or neon / neon-dotprod, where supported) against a NumPy
+oracle on ±1 integer arrays; torch is only used for one cross-check of the convolution oracle.
 """
 
 from __future__ import annotations
@@ -79,7 +79,16 @@ def pack_nhwc(x: np.ndarray) -> np.ndarray:
 
 def test_available_and_default_kernels(monkeypatch):
     assert KERNELS[:2] == ["reference", "portable"]
-    assert set(KERNELS) <= {"reference", "portable", "avx2", "avx512", "amx-tiles", "amx"}
+    assert set(KERNELS) <= {
+        "reference",
+        "portable",
+        "avx2",
+        "avx512",
+        "amx-tiles",
+        "amx",
+        "neon",
+        "neon-dotprod",
+    }
     monkeypatch.delenv("BINARYNET_KERNEL", raising=False)
     assert K.default_kernel() == KERNELS[-1]
     monkeypatch.setenv("BINARYNET_KERNEL", "portable")

@@ -27,6 +27,10 @@ const KernelSet& kernel_set(Kernel k) {
     case Kernel::Avx512: return *avx512_kernels();
     case Kernel::Avx2: return *avx2_kernels();
 #endif
+#if BINARYNET_ARM_KERNELS
+    case Kernel::Neon:
+    case Kernel::NeonDotprod: return *neon_kernels();
+#endif
     default: return *portable_kernels();
   }
 }

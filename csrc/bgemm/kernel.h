@@ -81,5 +81,6 @@ const KernelSet* portable_kernels();
 const KernelSet* avx2_kernels();    // only call after the CPU check of kernel_choice.cc
 const KernelSet* avx512_kernels();  // only call after the CPU check of kernel_choice.cc
 const KernelSet* amx_kernels();     // only call after cpu_has_amx() (kernel_choice.cc)
+const KernelSet* neon_kernels();    // aarch64 only (kernel_choice.cc: cpu_has_neon)
 
 }  // namespace binarynet

@@ -63,5 +63,7 @@ U8Fn u8_avx2_kernel();         // only call after the CPU check (kernel_choice.c
 U8Fn u8_avx512_kernel();       // only after the CPU check (kernel_choice.cc: AVX-512 BW + VNNI)
 U8Fn u8_avx512_mask_kernel();  // the same, on the masks wm; at most 3 rows per call
 U8Fn u8_amx_kernel();          // only after cpu_has_amx() (kernel_choice.cc); wp + kU8TileSlack
+U8Fn u8_neon_kernel();          // aarch64 only (kernel_choice.cc: cpu_has_neon)
+U8Fn u8_neon_dotprod_kernel();  // aarch64 only, after the check cpu_has_neon_dotprod
 
 }  // namespace binarynet

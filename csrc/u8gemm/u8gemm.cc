@@ -30,6 +30,10 @@ U8Fn u8_kernel(Kernel k) {
     case Kernel::Avx512: return cpu_has_avx512_vnni() ? u8_avx512_kernel() : u8_avx2_kernel();
     case Kernel::Avx2: return u8_avx2_kernel();
 #endif
+#if BINARYNET_ARM_KERNELS
+    case Kernel::Neon: return u8_neon_kernel();
+    case Kernel::NeonDotprod: return u8_neon_dotprod_kernel();
+#endif
     default: return u8_portable_kernel();
   }
 }
@@ -41,10 +45,17 @@ void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t*
   U8Epilogue ep;
   gemm::set_sink(ep, w.N, out);
   // Batch 1 to 3: the mask copy of the weights (8× less traffic), where the CPU has VNNI.
-  // (The amx variant too: at batch 1 to 3 the weights' traffic, not the products, is the cost.)
+  // (The amx variant too: at batch 1 to 3 the weights' traffic, not the products, is the cost.
+  // Only where the x86 kernels are built: elsewhere the symbol does not exist, and the module
+  // would fail to load with an undefined symbol.)
+#if BINARYNET_X86_KERNELS
   const bool simd = kern == Kernel::Avx512 || kern == Kernel::Amx || kern == Kernel::AmxTiles;
   const bool masks = M < 4 && w.wm && simd && cpu_has_avx512_vnni();
   const U8Fn fn = masks ? u8_avx512_mask_kernel() : u8_kernel(kern);
+#else
+  const bool masks = false;
+  const U8Fn fn = u8_kernel(kern);
+#endif
   const void* wts = masks ? static_cast<const void*>(w.wm) : static_cast<const void*>(w.wp);
   const std::size_t kg = u8_groups(w.K), row_bytes = 4 * kg;
   const std::size_t rb = gemm::block_rows(kU8BlockBytes, row_bytes, 24, 1536);

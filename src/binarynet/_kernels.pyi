@@ -22,7 +22,20 @@ _U64 = npt.NDArray[np.uint64]
 _I32 = npt.NDArray[np.int32]
 _U8 = npt.NDArray[np.uint8]
 _I8 = npt.NDArray[np.int8]
-_Kernel = Literal["auto", "reference", "portable", "avx2", "avx512", "amx-tiles", "amx"] | str
+_Kernel = (
+    Literal[
+        "auto",
+        "reference",
+        "portable",
+        "avx2",
+        "avx512",
+        "amx-tiles",
+        "amx",
+        "neon",
+        "neon-dotprod",
+    ]
+    | str
+)
 _Pair = int | tuple[int, int]
 
 _F32 = npt.NDArray[np.float32]

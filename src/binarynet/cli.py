@@ -9,6 +9,8 @@
     binarynet eval MODEL.bnn [--data-dir DIR] [--dataset mnist|cifar10|svhn]
     binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
     binarynet plot RUN [--out DIR]
+    binarynet bench MODEL.bnn [--batch N ...] [--threads T ...] [--repeat R] [--json]
+    binarynet bench --gemm M N K [--threads T ...] [--repeat R] [--json]
 
 Training commands import torch lazily, so the deployment commands stay torch-free. A user's
 mistake (a bad value, a missing or wrong file, an OS error, a missing training extra) is one
@@ -560,6 +562,49 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="latency, throughput and memory of a .bnn model (or of the binary GEMM) on this CPU",
+        description="Time a .bnn model on the engine (no torch): per batch size and thread count, "
+        "the median and 90th-percentile latency over timed calls after a warm-up, the throughput, "
+        "the kernel variant and the peak memory (binarynet.bench says how it is measured). "
+        "With --gemm M N K instead of a model: the raw binary GEMM, in binary MAC/s.",
+    )
+    p.add_argument("model", nargs="?", help="a .bnn file from binarynet export")
+    p.add_argument(
+        "--gemm", nargs=3, type=_positive_int, metavar=("M", "N", "K"), help="time bgemm M×N×K"
+    )
+    p.add_argument("--batch", nargs="+", type=_positive_int, help="batch sizes (default: 1 64)")
+    p.add_argument(
+        "--threads", nargs="+", type=_positive_int, help="thread counts (default: 1 and all cores)"
+    )
+    p.add_argument("--repeat", type=_positive_int, default=20, help="timed calls (default 20)")
+    p.add_argument("--warmup", type=_positive_int, default=3, help="untimed calls (default 3)")
+    p.add_argument("--kernel", help="kernel variant (default: the best one for this CPU)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from binarynet import bench
+
+    if (args.model is None) == (args.gemm is None):
+        raise ValueError("bench takes a MODEL.bnn or --gemm M N K (exactly one of them)")
+    if args.gemm is not None and args.batch:
+        raise ValueError("--batch is for a model; --gemm M N K sets the GEMM's rows with M")
+    if args.gemm is not None:
+        m, n, k = args.gemm
+        result = bench.bench_gemm(m, n, k, args.threads, args.repeat, args.warmup, args.kernel)
+    else:
+        batches = args.batch or (1, 64)
+        result = bench.bench_model(
+            args.model, batches, args.threads, args.repeat, args.warmup, args.kernel
+        )
+    print(json.dumps(result.to_dict(), indent=2) if args.json else bench.format_result(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binarynet", description="Binarized Neural Networks: train, export, deploy."
@@ -571,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_summary(sub)
     _add_plot(sub)
+    _add_bench(sub)
     return parser
 
 
