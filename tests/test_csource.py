@@ -351,3 +351,15 @@ def test_cli_pretrained_names(capsys) -> None:
     assert (
         "no pretrained model 'nope'; expected one of ['mnist-mlp-256']" in capsys.readouterr().err
     )
+
+
+def test_cli_pretrained_everywhere(tmp_path: Path, capsys) -> None:
+    """pretrained:NAME works wherever a .bnn is taken, and is named as a .bnn where a checkpoint
+    is expected."""
+    assert main(["bench", "pretrained:mnist-mlp-256", "--batch", "2", "--threads", "1",
+                 "--repeat", "2", "--warmup", "1"]) == 0  # fmt: skip
+    assert "images/s" in capsys.readouterr().out
+    assert main(["export", "pretrained:mnist-mlp-256", str(tmp_path / "m.bnn")]) == 2
+    err = capsys.readouterr().err
+    assert "mnist-mlp-256.bnn is a .bnn model file" in err
+    assert not (tmp_path / "m.bnn").exists()

@@ -404,8 +404,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
         return 0
     from binarynet.export import export_checkpoint
+    from binarynet.pretrained import resolve
 
-    graph = export_checkpoint(args.model, args.out)
+    graph = export_checkpoint(resolve(args.model), args.out)
     layers = sum(op.role is Role.LAYER for op in graph.ops)
     size = Path(args.out).stat().st_size
     print(
@@ -598,8 +599,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = bench.bench_gemm(m, n, k, args.threads, args.repeat, args.warmup, args.kernel)
     else:
         batches = args.batch or (1, 64)
+        from binarynet.pretrained import resolve
+
         result = bench.bench_model(
-            args.model, batches, args.threads, args.repeat, args.warmup, args.kernel
+            resolve(args.model), batches, args.threads, args.repeat, args.warmup, args.kernel
         )
     print(json.dumps(result.to_dict(), indent=2) if args.json else bench.format_result(result))
     return 0
