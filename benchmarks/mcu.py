@@ -93,15 +93,6 @@ def load_models(names: list[str], tmp: Path) -> dict[str, bnnfile.BNNFile]:
     return out
 
 
-def images_for(model: engine.Model) -> np.ndarray:
-    if tuple(model.input_shape) == (28, 28):
-        from binarynet import data
-
-        return np.ascontiguousarray(data.load_dataset("mnist").test.images[:IMAGES])
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (IMAGES, *model.input_shape), dtype=np.uint8)
-
-
 def macs(bnn: bnnfile.BNNFile) -> dict[str, int]:
     total: dict[str, int] = {}
     for i, op in enumerate(bnn.graph.ops):
@@ -122,7 +113,7 @@ def sources(bnn: bnnfile.BNNFile, impl: str) -> tuple[dict[str, str], int, int]:
 
 def measure(bnn: bnnfile.BNNFile, impl: str, board: str, directory: Path, extra: str = "") -> dict:
     model = engine.Model(bnn)
-    images = images_for(model)
+    images = ct.images_for(model, IMAGES, seed=0)
     files, const, arena = sources(bnn, impl)
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

@@ -101,3 +101,27 @@ def test_summary_of_a_model_that_cannot_be_deployed():
     model = nn.Sequential(nn.Flatten(), BinaryLinear(16, 10), nn.BatchNorm1d(10))
     with pytest.raises(ValueError, match=r"cannot be deployed.*FixedPointInput"):
         summary(model, (4, 4))
+
+
+def test_graph_stages_follow_the_roles():
+    import dataclasses
+
+    graph, _, _ = _graph(tiny_convnet(), (3, 4, 4))
+    spans = graph.stages()
+    assert [(s.layer, s.pools, s.tail) for s in spans] == [(0, (1,), 2), (3, (), 4), (5, (), 6)]
+    assert [graph.ops[s.tail].role for s in spans] == [Role.ACTIVATION] * 2 + [Role.SCORES]
+    headless = dataclasses.replace(graph, ops=graph.ops[1:])  # starts with the pool
+    with pytest.raises(bnnfile.BNNFileError, match=r"op 0 \(maxpool2d.*\) does not follow a layer"):
+        headless.stages()
+    tailless = dataclasses.replace(graph, ops=graph.ops[:2])  # conv, pool, then nothing
+    with pytest.raises(bnnfile.BNNFileError, match="ends without an activation or scores"):
+        tailless.stages()
+
+
+def test_u8_offset_is_minus_zero_point_times_the_weight_sum():
+    graph, tensors, values = _graph(tiny_convnet(), (3, 4, 4))
+    conv = graph.ops[0]
+    w = np.where(conv.weight_signs(values[0], tensors), -1, 1).reshape(conv.outputs, -1)
+    for zp in (0, 128, 255):
+        want = -zp * w.sum(axis=1)
+        np.testing.assert_array_equal(conv.u8_offset(values[0], tensors, zp), want)

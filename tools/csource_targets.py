@@ -34,7 +34,7 @@ HOST_MAIN = ROOT / "tests" / "csource" / "host_main.c"
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
 sys.path.insert(0, str(EXAMPLE))
-from make_inputs import expected_lines, inputs_header  # noqa: E402
+from make_inputs import expected_lines, images_for, inputs_header  # noqa: E402
 
 __all__ = [
     "BOARDS",
@@ -45,6 +45,7 @@ __all__ = [
     "compare",
     "expected_lines",
     "have",
+    "images_for",
     "inputs_header",
     "run_firmware",
     "run_hosted",
@@ -79,11 +80,6 @@ def compare(got: list[str], want: list[str]) -> list[int]:
     """Indices of the images whose line differs (a missing line counts)."""
     bad = [i for i, w in enumerate(want) if i >= len(got) or got[i] != w]
     return bad + list(range(len(want), len(got)))
-
-
-def write_model(source: object, directory: Path) -> None:
-    for name, text in source.files.items():  # type: ignore[attr-defined]
-        (directory / name).write_text(text)
 
 
 def run_hosted(

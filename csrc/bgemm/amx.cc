@@ -28,8 +28,7 @@
 // does not pay for itself: the AVX-512 kernel runs instead (and for the AND bit-plane GEMM).
 #include <immintrin.h>
 
-#include <cstdlib>
-#include <new>
+#include "amx_tiles.h"
 
 #define BN_KERNEL_NS amx_impl
 #define BN_MOVEMASK8(v) static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(__m256i(v))))
@@ -43,27 +42,9 @@ namespace binarynet {
 namespace amx_impl {
 namespace {
 
-constexpr std::size_t kTileBytes = 1024;  // 16 rows × 64 bytes
-constexpr std::size_t kMinRows = 32;      // fewer rows per task: the AVX-512 kernel (measured)
-
-// The tile configuration (palette 1): 8 tiles of 16 rows × 64 bytes.
-struct TileConfig {
-  std::uint8_t palette, start_row, reserved[14];
-  std::uint16_t colsb[16];
-  std::uint8_t rows[16];
-};
-
-inline void configure_tiles() {
-  TileConfig c{};
-  c.palette = 1;
-  for (int t = 0; t < 8; ++t) {
-    c.colsb[t] = 64;
-    c.rows[t] = 16;
-  }
-  // (Not _tile_loadconfig: GCC 12's version declares an 8-byte memory operand, so the stores of
-  // the other 56 bytes are dropped as dead; this operand is the whole structure.)
-  asm volatile("ldtilecfg %0" : : "m"(c));
-}
+using amx::configure_tiles;
+using amx::kTileBytes;
+constexpr std::size_t kMinRows = 32;  // fewer rows per task: the AVX-512 kernel (measured)
 
 // 64 bits → 64 bytes: −1 where the bit is set, +1 where not.
 __attribute__((always_inline)) inline __m512i signs(std::uint64_t bits) {
@@ -93,25 +74,7 @@ __attribute__((always_inline)) inline void transpose16(__m512i r[16]) {
   }
 }
 
-// Per-thread scratch, grown on demand (no STL here: see kernel.h).
-struct Scratch {
-  std::int8_t* p = nullptr;
-  std::size_t bytes = 0;
-  ~Scratch() { std::free(p); }
-  std::int8_t* get(std::size_t n) {
-    if (n > bytes) {
-      std::free(p);
-      p = static_cast<std::int8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64));
-      if (!p) {
-        bytes = 0;
-        throw std::bad_alloc();
-      }
-      bytes = n;
-    }
-    return p;
-  }
-};
-thread_local Scratch a_scratch, w_scratch;
+thread_local amx::Scratch a_scratch, w_scratch;
 
 // A rows of the task (npanels panels of 8) → ngroups groups of 16 rows × nwords tiles, VNNI
 // layout: tile (g, k) row q, bytes 4j .. 4j + 3 = the signs of bits 4q .. 4q + 3 of word k of
@@ -196,8 +159,8 @@ void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
   const std::size_t ngroups = (rows + 31) / 32 * 2;  // pairs of 16-row groups
   const std::size_t npairs = ngroups / 2;
   const std::size_t group_bytes = nwords * kTileBytes;
-  std::int8_t* a = a_scratch.get(ngroups * group_bytes);
-  std::int8_t* wbuf = w_scratch.get(4 * group_bytes);  // two blocks: this one and the next
+  std::int8_t* a = a_scratch.get<std::int8_t>(ngroups * group_bytes);
+  std::int8_t* wbuf = w_scratch.get<std::int8_t>(4 * group_bytes);  // two blocks: this one and the next
   expand_activations(panels, npanels, nwords, ngroups, a);
   const std::int32_t full = static_cast<std::int32_t>(64 * nwords);
   // The vector ports are idle while the AMX unit multiplies, so the reduction loop of each 2 × 2

@@ -17,55 +17,18 @@
 // result row as 16 int32 or 16 threshold bits (masked to the real columns).
 #include <immintrin.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
+#include "amx_tiles.h"
 #include "u8gemm/kernel.h"
 
 namespace binarynet {
 namespace u8_amx_impl {
 namespace {
 
-constexpr std::size_t kTileBytes = 1024;
-
-struct TileConfig {
-  std::uint8_t palette, start_row, reserved[14];
-  std::uint16_t colsb[16];
-  std::uint8_t rows[16];
-};
-
-inline void configure_tiles() {
-  TileConfig c{};
-  c.palette = 1;
-  for (int t = 0; t < 8; ++t) {
-    c.colsb[t] = 64;
-    c.rows[t] = 16;
-  }
-  // (Not _tile_loadconfig: GCC 12's version declares an 8-byte memory operand, so the stores of
-  // the other 56 bytes are dropped as dead; this operand is the whole structure.)
-  asm volatile("ldtilecfg %0" : : "m"(c));
-}
-
-// Per-thread scratch for the padded A rows (no STL here: see bgemm/kernel.h).
-struct Scratch {
-  std::uint8_t* p = nullptr;
-  std::size_t bytes = 0;
-  ~Scratch() { std::free(p); }
-  std::uint8_t* get(std::size_t n) {
-    if (n > bytes) {
-      std::free(p);
-      p = static_cast<std::uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64));
-      if (!p) {
-        bytes = 0;
-        throw std::bad_alloc();
-      }
-      bytes = n;
-    }
-    return p;
-  }
-};
-thread_local Scratch a_scratch;
+using amx::configure_tiles;
+using amx::kTileBytes;
+thread_local amx::Scratch a_scratch;
 
 // One result row: 16 sums of outputs col .. col + 15 (those < N) of output row m.
 template <bool kBits>
@@ -143,7 +106,7 @@ void amx_loop(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_
   const std::size_t steps = (kg + 15) / 16, ld = 64 * steps, row_bytes = 4 * kg;
   const std::size_t prow = (rows + 15) / 16 * 16;
   // The padded copy (rows of ld bytes, zero past the row's 4·kg bytes; zero rows up to prow).
-  std::uint8_t* buf = a_scratch.get(prow * ld);
+  std::uint8_t* buf = a_scratch.get<std::uint8_t>(prow * ld);
   for (std::size_t r = 0; r < prow; ++r) {
     std::uint8_t* dst = buf + r * ld;
     if (r < rows) {

@@ -41,6 +41,7 @@ from binarynet.config import (
     RECIPES,
     TrainConfig,
 )
+from binarynet.pretrained import resolve as resolve_pretrained
 
 __all__ = ["main"]
 
@@ -99,6 +100,14 @@ def _version() -> str:
         from binarynet import __version__
 
         return __version__
+
+
+def _model_file(text: str) -> str:
+    """A model argument: a path as given, or ``pretrained:NAME`` → the shipped model's file."""
+    try:
+        return resolve_pretrained(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -360,6 +369,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
+        type=_model_file,
         help="best.pt or last.pt of a training run (for --format c and qonnx also a .bnn file, "
         "or pretrained:NAME)",
     )
@@ -394,9 +404,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return _cmd_export_qonnx(args)
     if args.format == "c":
         from binarynet.csource import export_c
-        from binarynet.pretrained import resolve
 
-        source, paths = export_c(resolve(args.model), args.out, args.name)
+        source, paths = export_c(args.model, args.out, args.name)
         print(
             f"wrote {', '.join(str(p) for p in paths)}: {source.name}_predict(input, scores, "
             f"arena), input {source.input_bytes} bytes, {source.num_classes} classes, arena "
@@ -404,9 +413,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
         return 0
     from binarynet.export import export_checkpoint
-    from binarynet.pretrained import resolve
 
-    graph = export_checkpoint(resolve(args.model), args.out)
+    graph = export_checkpoint(args.model, args.out)
     layers = sum(op.role is Role.LAYER for op in graph.ops)
     size = Path(args.out).stat().st_size
     print(
@@ -421,10 +429,9 @@ def _cmd_export_qonnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from binarynet import filekind
-    from binarynet.pretrained import resolve
     from binarynet.qonnx_export import export_qonnx, to_qonnx
 
-    path = Path(resolve(args.model))
+    path = Path(args.model)
     if not path.is_file() or filekind.sniff(path) != filekind.CHECKPOINT:  # bnnfile.load checks
         proto = export_qonnx(path, args.out)
     else:  # exported in memory, as binarynet summary does
@@ -451,7 +458,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "its error rate. Needs neither torch nor a GPU.",
     )
     p.add_argument(
-        "model", help="a .bnn file from binarynet export, or pretrained:NAME (a shipped model)"
+        "model",
+        type=_model_file,
+        help="a .bnn file from binarynet export, or pretrained:NAME (a shipped model)",
     )
     p.add_argument(
         "--data-dir", help="dataset directory (default: the bundled MNIST sample, for mnist)"
@@ -475,9 +484,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from binarynet import data as datasets
     from binarynet import engine
-    from binarynet.pretrained import resolve
 
-    model = engine.load(resolve(args.model), threads=args.threads)
+    model = engine.load(args.model, threads=args.threads)
     dataset = args.dataset or model.graph.provenance.get("dataset") or "mnist"
     splits = datasets.load_dataset(
         dataset, args.data_dir, cache_dir=args.cache_dir, download=args.download
@@ -509,7 +517,11 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
         "and the filter repetitions of the binary convolutions. A .bnn file is read without "
         "torch.",
     )
-    p.add_argument("model", help="a .bnn file, a best.pt / last.pt checkpoint, or pretrained:NAME")
+    p.add_argument(
+        "model",
+        type=_model_file,
+        help="a .bnn file, a best.pt / last.pt checkpoint, or pretrained:NAME",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     p.add_argument(
         "--input-shape",
@@ -529,12 +541,9 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from binarynet.pretrained import resolve
     from binarynet.summary import summary
 
-    s = summary(
-        resolve(args.model), args.input_shape, filters=not args.no_filters, batch=args.batch
-    )
+    s = summary(args.model, args.input_shape, filters=not args.no_filters, batch=args.batch)
     if args.json:
         print(json.dumps(s.to_dict(), indent=2))
     else:
@@ -572,7 +581,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "the kernel variant and the peak memory (binarynet.bench says how it is measured). "
         "With --gemm M N K instead of a model: the raw binary GEMM, in binary MAC/s.",
     )
-    p.add_argument("model", nargs="?", help="a .bnn file from binarynet export")
+    p.add_argument(
+        "model",
+        nargs="?",
+        type=_model_file,
+        help="a .bnn file from binarynet export, or pretrained:NAME",
+    )
     p.add_argument(
         "--gemm", nargs=3, type=_positive_int, metavar=("M", "N", "K"), help="time bgemm M×N×K"
     )
@@ -599,10 +613,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = bench.bench_gemm(m, n, k, args.threads, args.repeat, args.warmup, args.kernel)
     else:
         batches = args.batch or (1, 64)
-        from binarynet.pretrained import resolve
-
         result = bench.bench_model(
-            resolve(args.model), batches, args.threads, args.repeat, args.warmup, args.kernel
+            args.model, batches, args.threads, args.repeat, args.warmup, args.kernel
         )
     print(json.dumps(result.to_dict(), indent=2) if args.json else bench.format_result(result))
     return 0

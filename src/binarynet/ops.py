@@ -87,6 +87,7 @@ __all__ = [
     "OpCost",
     "Role",
     "Scores",
+    "StageSpan",
     "Threshold",
     "ValueInfo",
     "affine_eval",
@@ -516,6 +517,15 @@ class LayerOp(Op):
         signs = unpack_bits(tensors[self.weight], self.row_bits(x))
         return signs.reshape(self.weight_signs_shape(x))
 
+    def u8_offset(
+        self, x: ValueInfo, tensors: Mapping[str, np.ndarray], zero_point: int
+    ) -> np.ndarray:
+        """int32 [O], for u8 input: the constant −zp·Σᵢwᵢ of y = Σᵢ(pᵢ − zp)·wᵢ = Σᵢpᵢwᵢ − zp·Σᵢwᵢ,
+        with Σᵢwᵢ = K − 2·(number of −1 weights). Back-ends that sum Σᵢpᵢwᵢ on raw pixels add it."""
+        negatives = self.weight_signs(x, tensors).reshape(self.outputs, -1).sum(axis=1)
+        k = self.reduction_size(x)
+        return (-zero_point * (k - 2 * negatives.astype(np.int64))).astype(np.int32)
+
     def check_values(self, x: ValueInfo, tensors: Mapping[str, np.ndarray], where: str) -> None:
         weight = tensors[self.weight]
         k = self.row_bits(x)
@@ -815,6 +825,17 @@ OP_TYPES: dict[str, type[Op]] = {
 
 
 @dataclass(frozen=True)
+class StageSpan:
+    """The ops of one stage, by index: a layer op, the pool ops after it, and its tail (an
+    activation or the scores). The grammar of the roles makes every valid graph a sequence of
+    such spans; back-ends that group ops into stages walk :meth:`Graph.stages`."""
+
+    layer: int
+    pools: tuple[int, ...]
+    tail: int
+
+
+@dataclass(frozen=True)
 class Graph:
     """A model's graph: input spec, ops in order, class count and provenance."""
 
@@ -918,6 +939,25 @@ class Graph:
         if unused:
             raise BNNFileError(f"tensors not used by any op: {unused}")
         return values
+
+    def stages(self) -> list[StageSpan]:
+        """The graph as stages, ``(layer pool* (activation | scores))+`` (see :class:`Role`);
+        :class:`BNNFileError` where an op breaks the grammar (not after :meth:`infer`)."""
+        spans = []
+        i, n = 0, len(self.ops)
+        while i < n:
+            if self.ops[i].role is not Role.LAYER:
+                raise BNNFileError(f"{op_label(i, self.ops[i])} does not follow a layer")
+            j = i + 1
+            while j < n and self.ops[j].role is Role.POOL:
+                j += 1
+            if j == n or self.ops[j].role not in (Role.ACTIVATION, Role.SCORES):
+                raise BNNFileError(
+                    f"{op_label(i, self.ops[i])}: its stage ends without an activation or scores"
+                )
+            spans.append(StageSpan(i, tuple(range(i + 1, j)), j))
+            i = j + 1
+        return spans
 
     def check_values(self, values: list[ValueInfo], tensors: Mapping[str, np.ndarray]) -> None:
         """Each op's checks on its tensors' contents (zero padding bits in packed weights,

@@ -18,10 +18,9 @@ not depend on the target's byte order).
 
 from __future__ import annotations
 
-import keyword
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -32,12 +31,11 @@ from binarynet.ops import (
     Conv2d,
     Dense,
     GraphVisitor,
+    LayerOp,
     MaxPool2d,
-    Role,
     Scores,
     Threshold,
     ValueInfo,
-    unpack_bits,
 )
 
 __all__ = ["CSource", "CSourceError", "Stage", "StageLayer", "check_name", "emit_c", "plan"]
@@ -73,7 +71,7 @@ def check_name(name: str) -> str:
         or len(name) > MAX_NAME
     ):
         raise CSourceError(
-            f"--name {name!r} is not usable as a C name: expected a C identifier (letters, digits, "
+            f"{name!r} is not usable as a C name: expected a C identifier (letters, digits, "
             f"'_', not starting with a digit or '__', not a C keyword), at most {MAX_NAME} "
             "characters, e.g. mnist_mlp"
         )
@@ -85,12 +83,10 @@ def default_name(graph: bnnfile.Graph) -> str:
     ``bnn_model``."""
     model = str(graph.provenance.get("model") or "")
     candidate = re.sub(r"[^A-Za-z0-9_]", "_", model).strip("_")[:MAX_NAME]
-    if candidate and not candidate[0].isdigit() and not keyword.iskeyword(candidate):
-        try:
-            return check_name(candidate)
-        except CSourceError:
-            pass
-    return "bnn_model"
+    try:
+        return check_name(candidate)
+    except CSourceError:
+        return "bnn_model"
 
 
 @dataclass(frozen=True)
@@ -183,9 +179,10 @@ def _aligned(n: int) -> int:
 @dataclass
 class StageLayer:
     """A layer op as the runtime's one routine sees it: a convolution of an [H, W, C] input
-    (a dense layer's kernel covers its whole input). ``weight`` is the packed tensor of the file
-    (its signs: :meth:`signs`)."""
+    (a dense layer's kernel covers its whole input). ``weight`` is the op's packed tensor."""
 
+    op: LayerOp
+    x: ValueInfo  # the op's input
     u8_input: bool
     in_hwc: tuple[int, int, int]
     kernel: tuple[int, int]
@@ -201,14 +198,9 @@ class StageLayer:
         return 2 * (self.weight.size // self.out_c)
 
     def signs(self) -> np.ndarray:
-        """The weights' signs as booleans (True = −1), ``[O, kh, kw, C]``."""
-        (kh, kw), c = self.kernel, self.in_hwc[2]
-        if self.u8_input:
-            k = kh * kw * c
-            return unpack_bits(self.weight.reshape(self.out_c, -1), k).reshape(
-                self.out_c, kh, kw, c
-            )
-        return unpack_bits(self.weight, c).reshape(self.out_c, kh, kw, c)
+        """The weights' signs as booleans (True = −1), ``[O, kh, kw, C]`` in this geometry."""
+        signs = self.op.weight_signs(self.x, {self.op.weight: self.weight})
+        return signs.reshape(self.out_c, *self.kernel, self.in_hwc[2])
 
 
 @dataclass
@@ -220,7 +212,6 @@ class Stage:
     out_hw: tuple[int, int]  # after the pools
     threshold: tuple[np.ndarray, np.ndarray] | None = None
     scores: tuple[float, np.ndarray | None, np.ndarray, np.ndarray] | None = None
-    arrays: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output_bytes(self) -> int:
@@ -263,24 +254,14 @@ class _CEmitter(GraphVisitor[Any]):
     def stages(self) -> list[Stage]:
         ops, values = self.graph.ops, self.values
         stages: list[Stage] = []
-        i = 0
-        while i < len(ops):
+        for span in self.graph.stages():
+            i = span.layer
             layer = ops[i].accept(self, values[i], values[i + 1])
-            j = i + 1
-            pools = []
-            while ops[j].role is Role.POOL:
-                pools.append(ops[j].accept(self))
-                j += 1
-            out = values[j + 1]
+            pools = [ops[j].accept(self) for j in span.pools]
+            out = values[span.tail + 1]
             out_hw = (out.shape[0], out.shape[1]) if len(out.shape) == 3 else (1, 1)
-            stages.append(ops[j].accept(self, Stage(layer, pools, out_hw)))
-            i = j + 1
+            stages.append(ops[span.tail].accept(self, Stage(layer, pools, out_hw)))
         return stages
-
-    def _u8_offset(self, weight: np.ndarray, k: int) -> np.ndarray:
-        # y = Σ (pᵢ − zp)·wᵢ = Σ pᵢwᵢ − zp·Σwᵢ, Σwᵢ = k − 2·(number of −1s): a per-output constant.
-        negatives = unpack_bits(weight.reshape(weight.shape[0], -1), k).sum(axis=1, dtype=np.int64)
-        return (-self.graph.input.zero_point * (k - 2 * negatives)).astype(np.int32)
 
     def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> StageLayer:
         weight = self.tensors[op.weight]
@@ -290,15 +271,19 @@ class _CEmitter(GraphVisitor[Any]):
         else:  # bits [H, W, C]: the kernel covers the whole input, channels packed per position
             hwc = (x.shape[0], x.shape[1], x.shape[2])
         kernel = (hwc[0], hwc[1])
-        offset = self._u8_offset(weight, op.reduction_size(x)) if u8 else None
-        return StageLayer(u8, hwc, kernel, (1, 1), (0, 0), (1, 1), op.out_features, weight, offset)
+        offset = op.u8_offset(x, self.tensors, self.graph.input.zero_point) if u8 else None
+        return StageLayer(
+            op, x, u8, hwc, kernel, (1, 1), (0, 0), (1, 1), op.out_features, weight, offset
+        )
 
     def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> StageLayer:
         weight = self.tensors[op.weight]
         u8 = x.kind == "u8"
-        offset = self._u8_offset(weight, op.reduction_size(x)) if u8 else None
+        offset = op.u8_offset(x, self.tensors, self.graph.input.zero_point) if u8 else None
         h, w, c = x.shape
         return StageLayer(
+            op,
+            x,
             u8,
             (h, w, c),
             op.kernel_size,

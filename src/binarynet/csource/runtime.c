@@ -17,8 +17,9 @@
  * 8 AND-popcounts per 32 pixels); without a popcount instruction it is cheaper to add the pixels
  * themselves: four at a time, each 32-bit word of pixels ANDed with a byte mask made from 4
  * weight bits (a 16-entry table), the masked bytes added by USADA8 (sum of four bytes, on cores
- * with the DSP extension: Cortex-M4/M7/M33/M55) or in two 16-bit lanes elsewhere. Measured on
- * Cortex-M4 (benchmarks/mcu.py): 2.8x fewer instructions than the bit planes for the MNIST MLP.
+ * with the DSP extension: Cortex-M4, M7, M55, optional on M33) or in two 16-bit lanes
+ * elsewhere. Measured on Cortex-M4 (benchmarks/mcu.py): 2.8x fewer instructions than the bit
+ * planes for the MNIST MLP.
  * A padded tap is a pixel equal to zp, which contributes (zp − zp)·wᵢ = 0.
  *
  * Padded taps of a ±1 convolution contribute 0 (torch pads binary activations with 0): they

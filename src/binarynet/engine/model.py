@@ -48,12 +48,10 @@ from binarynet.ops import (
     GraphVisitor,
     LayerOp,
     MaxPool2d,
-    Role,
     Scores,
     Threshold,
     ValueInfo,
     affine_eval,
-    unpack_bits,
 )
 
 __all__ = ["Model", "load"]
@@ -255,35 +253,22 @@ class _Planner(GraphVisitor[Any]):
     def plan(self) -> list[_Stage]:
         ops, values = self.graph.ops, self.values
         stages: list[_Stage] = []
-        i = 0
-        while i < len(ops):
-            layer = ops[i]
-            if layer.role is not Role.LAYER:  # validation guarantees the grammar
-                raise bnnfile.BNNFileError(f"op {i} ({layer.type}) does not follow a layer")
+        for span in self.graph.stages():
+            i, layer = span.layer, ops[span.layer]
+            assert isinstance(layer, LayerOp)  # Graph.stages checked its role
             run = layer.accept(self, values[i], values[i + 1])
-            j = i + 1
-            pools = []
-            while ops[j].role is Role.POOL:
-                pools.append(ops[j].accept(self))
-                j += 1
+            pools = tuple(ops[j].accept(self) for j in span.pools)
             # The tail op (threshold or scores) turns this stage's layer and pools into its
             # own kind of stage.
-            # The visitor returns _PoolRun for POOL ops (typed as the visitor's generic result).
-            base = _Stage(i, layer, values[i], values[i + 1], run, tuple(pools))  # type: ignore[arg-type]
-            stages.append(ops[j].accept(self, base))
-            i = j + 1
+            base = _Stage(i, layer, values[i], values[i + 1], run, pools)
+            stages.append(ops[span.tail].accept(self, base))
         return stages
-
-    def _u8_offset(self, weight: np.ndarray, k: int) -> np.ndarray:
-        # y = Σ (pᵢ − zp)·wᵢ = Σ pᵢwᵢ − zp·Σwᵢ, and Σwᵢ = k − 2·(number of −1s).
-        negatives = unpack_bits(weight, k).sum(axis=1, dtype=np.int64)
-        return (-self.graph.input.zero_point * (k - 2 * negatives)).astype(np.int32)
 
     def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> _LayerRun:
         weight = self.tensors[op.weight]
         k = op.reduction_size(x)
         if x.kind == "u8":
-            return _DenseU8(weight, k, self._u8_offset(weight, k))
+            return _DenseU8(weight, k, op.u8_offset(x, self.tensors, self.graph.input.zero_point))
         return _DenseBits(weight, k)
 
     def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _LayerRun:
@@ -291,7 +276,7 @@ class _Planner(GraphVisitor[Any]):
         if x.kind == "u8":
             k = op.reduction_size(x)
             zp = self.graph.input.zero_point
-            return _ConvU8(op, weight, k, self._u8_offset(weight, k), zp, y)
+            return _ConvU8(op, weight, k, op.u8_offset(x, self.tensors, zp), zp, y)
         return _ConvBits(op, weight, x.shape[-1])
 
     def visit_maxpool2d(self, op: MaxPool2d) -> _MaxPoolRun:
