@@ -329,7 +329,7 @@ AMX_KERNELS = [k for k in KERNELS if k.startswith("amx")]
 def test_amx_tile_edges(kernel):
     # The AMX kernels work in tiles of 16 rows × 16 columns × 64 k, 2 × 2 tiles at a time, from
     # 32 rows per task (fewer: VPOPCNTDQ): partial tiles on every side, 1 and 2 threads, int32
-    # and threshold sinks, the byte GEMM with k around its 64-byte steps.
+    # and threshold sinks, the byte GEMM with k around its 64-byte steps (k < 48: VNNI instead).
     for m, n, k in [(32, 32, 64), (33, 17, 100), (47, 40, 640), (100, 8, 1), (64, 100, 129)]:
         rng = rng_for("amx", m, n, k)
         a, w = random_pm1(rng, (m, k)), random_pm1(rng, (n, k))
@@ -340,7 +340,7 @@ def test_amx_tile_edges(kernel):
             np.testing.assert_array_equal(out, ref)
             bits = K.bgemm_threshold(pack_np(a), pack_np(w), k, lo, hi, kernel=kernel)
             np.testing.assert_array_equal(bits_np(bits, n), threshold_np(ref, lo, hi))
-        for ku in (3, 64, 65, 784):
+        for ku in (3, 48, 64, 65, 784):
             x, wu = u8_operands(rng, m, n, ku)
             weights = K.U8Weights(pack_np(wu), ku)
             ref8 = x.astype(np.int64) @ wu.astype(np.int64).T

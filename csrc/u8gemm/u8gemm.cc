@@ -17,6 +17,12 @@ namespace binarynet {
 namespace {
 
 constexpr std::size_t kU8BlockBytes = 128 * 1024;
+// The amx variants put the byte GEMM on tiles from kTileMinRows rows and kTileMinK inputs on
+// (measured, csrc/README.md "AMX tiles"): below, the VNNI kernel is as fast or faster — at K ≤ 40
+// most of a tile's 64-byte step multiplies padding (K = 27, the CIFAR-10 ConvNet's first layer:
+// tiles 0.87× VNNI), and 4 to 7 rows do not pay for the tile set-up (0.93× at 4 rows).
+constexpr std::size_t kTileMinRows = 8;
+constexpr std::size_t kTileMinK = 48;
 
 // The byte-GEMM kernel of a variant: the avx512 set uses VPDPBUSD when the CPU has VNNI (every
 // AVX-512 CPU with VPOPCNTDQ but Knights Mill), the AVX2 kernel otherwise.
@@ -49,9 +55,11 @@ void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t*
   // Only where the x86 kernels are built: elsewhere the symbol does not exist, and the module
   // would fail to load with an undefined symbol.)
 #if BINARYNET_X86_KERNELS
-  const bool simd = kern == Kernel::Avx512 || kern == Kernel::Amx || kern == Kernel::AmxTiles;
+  const bool amx = kern == Kernel::Amx || kern == Kernel::AmxTiles;
+  const bool simd = kern == Kernel::Avx512 || amx;
   const bool masks = M < 4 && w.wm && simd && cpu_has_avx512_vnni();
-  const U8Fn fn = masks ? u8_avx512_mask_kernel() : u8_kernel(kern);
+  const bool vector = amx && (M < kTileMinRows || w.K < kTileMinK);
+  const U8Fn fn = masks ? u8_avx512_mask_kernel() : u8_kernel(vector ? Kernel::Avx512 : kern);
 #else
   const bool masks = false;
   const U8Fn fn = u8_kernel(kern);
