@@ -144,13 +144,19 @@ def steadiness(ceiling: Ceiling, seconds: float = 1.0, chunk: float = 2.5e-4) ->
     }
 
 
-def warm_up(ceiling: Ceiling, chunk: float = 5e-5, chunks: int = 8) -> dict:
-    """After 50 ms asleep: the loaded-tile rate of the first ``chunks`` chunks of ~``chunk`` s."""
-    steady = statistics.median(2e9 / ceiling.tile_seconds(2e9) for _ in range(5))
-    macs = chunk * steady
-    time.sleep(0.05)
-    first = [macs / ceiling.tile_seconds(macs) for _ in range(chunks)]
-    return {"chunk_seconds": chunk, "steady": steady, "first_chunks": first}
+def warm_up(ceiling: Ceiling, chunk: float = 5e-5, chunks: int = 16, repeats: int = 10) -> dict:
+    """The loaded-tile loop right after the core was idle: ``repeats`` times, 50 ms asleep and
+    then ``chunks`` back-to-back chunks of ~``chunk`` s; the median rate of each chunk position."""
+    macs = chunk * statistics.median(2e9 / ceiling.tile_seconds(2e9) for _ in range(5))
+    runs = []
+    for _ in range(repeats):
+        time.sleep(0.05)
+        runs.append([macs / ceiling.tile_seconds(macs) for _ in range(chunks)])
+    return {
+        "chunk_seconds": chunk,
+        "repeats": repeats,
+        "median_by_chunk": [statistics.median(r[i] for r in runs) for i in range(chunks)],
+    }
 
 
 def main() -> int:
@@ -205,10 +211,11 @@ def main() -> int:
             f"{st['best'] / 1e12:.2f}; {100 * st['fraction_within_25pct_of_best']:.0f} % of "
             f"the chunks within 25 % of the best"
         )
-        first = ", ".join(f"{r / 1e12:.2f}" for r in wu["first_chunks"])
+        by = wu["median_by_chunk"]
+        first = ", ".join(f"{by[i] / 1e12:.2f}" for i in (0, 1, 2, 4, 8, len(by) - 1))
         print(
-            f"after 50 ms idle, the first chunks of {wu['chunk_seconds'] * 1e6:.0f} µs: {first} "
-            f"(steady {wu['steady'] / 1e12:.2f})"
+            f"after 50 ms idle ({wu['repeats']} times), chunks 1, 2, 3, 5, 9 and {len(by)} of "
+            f"{wu['chunk_seconds'] * 1e6:.0f} µs, median: {first}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
