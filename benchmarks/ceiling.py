@@ -69,11 +69,14 @@ class Ceiling:
             raise RuntimeError("no C compiler (cc or gcc, or $CC) to build benchmarks/ceiling.c")
         self._dir = tempfile.TemporaryDirectory(prefix="binarynet-ceiling-")
         lib = Path(self._dir.name) / "libceiling.so"
-        done = subprocess.run(
-            [cc, "-O2", "-shared", "-fPIC", str(SOURCE), "-o", str(lib)],
-            capture_output=True,
-            text=True,
-        )
+        try:
+            done = subprocess.run(
+                [cc, "-O2", "-shared", "-fPIC", str(SOURCE), "-o", str(lib)],
+                capture_output=True,
+                text=True,
+            )
+        except OSError as e:
+            raise RuntimeError(f"cannot run the C compiler {cc!r}: {e.strerror}") from None
         if done.returncode != 0:
             raise RuntimeError(f"{cc} could not build {SOURCE.name}: {done.stderr.strip()[:300]}")
         self._lib = ctypes.CDLL(str(lib))
@@ -166,8 +169,14 @@ def main() -> int:
     )
     p.add_argument("--out", type=Path, default=RESULTS / "ceiling.json")
     args = p.parse_args()
-    if args.seconds <= 0:
-        p.error(f"--seconds must be positive, got {args.seconds}")
+    if not 0 < args.seconds < 3600:
+        p.error(f"--seconds must be positive and under an hour, got {args.seconds}")
+    # The output's folder first, so that a bad --out fails before the measurement, not after.
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: cannot create {args.out.parent} for --out: {e.strerror}", file=sys.stderr)
+        return 2
     try:
         ceiling = Ceiling()
     except RuntimeError as e:
@@ -217,13 +226,20 @@ def main() -> int:
             f"after 50 ms idle ({wu['repeats']} times), chunks 1, 2, 3, 5, 9 and {len(by)} of "
             f"{wu['chunk_seconds'] * 1e6:.0f} µs, median: {first}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    try:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(args.out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        print(f"error: cannot write {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

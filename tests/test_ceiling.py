@@ -68,5 +68,24 @@ def test_ceiling_script_rejects_a_bad_duration(tmp_path):
         timeout=60,
     )
     assert done.returncode == 2
-    assert "--seconds must be positive, got 0.0" in done.stderr
+    assert "--seconds must be positive and under an hour, got 0.0" in done.stderr
     assert not (tmp_path / "c.json").exists()
+
+
+def test_ceiling_script_rejects_an_output_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path / "file" / "c.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: cannot create {tmp_path / 'file'} for --out")
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_ceiling_names_a_compiler_that_cannot_run(monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(RuntimeError, match="cannot run the C compiler '/nonexistent/cc'"):
+        Ceiling()
