@@ -13,6 +13,11 @@
  *       random ±1 bytes (TILELOADD), as in a GEMM; loaded = 0: they were never loaded since
  *       LDTILECFG (the "init" state the hardware knows to be zero), which some CPUs run faster
  *       than real data: a ceiling measured that way overstates what a GEMM can reach.
+ *   tile_block_macs(n): n iterations of the 2 × 2 block every AMX GEMM here runs (tiles 0–3 the
+ *       results, 4–5 and 6–7 the operands): 4 TILELOADD from a 16 KiB buffer that stays in L1,
+ *       then 4 TDPBSSD — the same products, now with the loads a GEMM cannot avoid (a 2 × 2 block
+ *       needs 4 operand tiles per 4 products, however the loops are arranged), from the fastest
+ *       memory there is: the ceiling of a tile GEMM, loads included.
  *
  * Each function returns the elapsed seconds of its loop (steady clock); MACs / seconds is the
  * rate. The caller checks the CPU flags first (avx512_vpopcntdq; amx_int8 and amx_tile) and asks
@@ -94,6 +99,35 @@ __attribute__((target("amx-tile,amx-int8"))) double tile_macs(long n, int loaded
     _tile_dpbssd(3, 5, 7);
   }
   _tile_stored(0, bytes, 64); /* waits for the last products */
+  const double dt = seconds_now() - t0;
+  _tile_release();
+  return dt;
+}
+
+__attribute__((target("amx-tile,amx-int8"))) double tile_block_macs(long n) {
+  static int8_t buf[16384] __attribute__((aligned(64)));
+  uint64_t s = 0x2545F4914F6CDD1DULL;
+  for (int i = 0; i < 16384; ++i) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    buf[i] = (s & 1) ? -1 : 1;
+  }
+  struct tile_config c = {0};
+  c.palette = 1;
+  for (int t = 0; t < 8; ++t) c.colsb[t] = 64, c.rows[t] = 16;
+  __asm__ volatile("ldtilecfg %0" : : "m"(c));
+  const double t0 = seconds_now();
+  for (long i = 0; i < n; ++i) {
+    const int8_t* p = buf + (i & 3) * 4096; /* 4 steps of 4 tiles: 16 KiB */
+    _tile_loadd(4, p, 64);
+    _tile_loadd(6, p + 1024, 64);
+    _tile_dpbssd(0, 4, 6);
+    _tile_loadd(7, p + 2048, 64);
+    _tile_dpbssd(1, 4, 7);
+    _tile_loadd(5, p + 3072, 64);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  _tile_stored(0, buf, 64);
   const double dt = seconds_now() - t0;
   _tile_release();
   return dt;

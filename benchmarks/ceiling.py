@@ -14,7 +14,9 @@ through ctypes):
   multiply-adds each (the ``amx-tiles`` binary GEMM's inner loop without its loads);
 - **TDPBSSD, init tiles**: the same on tiles never loaded since LDTILECFG, which the hardware
   knows to be zero: on some CPUs it runs faster than any real data, so a ceiling measured that
-  way overstates what a GEMM can reach.
+  way overstates what a GEMM can reach;
+- **TDPBSSD 2 × 2 block, L1 loads**: the block every tile GEMM here runs, 4 tile loads (from a
+  16 KiB buffer that stays in L1) per 4 products: the ceiling of a tile GEMM with its loads.
 
 Then, for the loaded-tile loop: how steady it is over one continuous second (chunks of ~0.25 ms:
 the fraction within 25 % of the fastest chunk), and how fast it starts after the core was idle
@@ -84,6 +86,8 @@ class Ceiling:
         self._lib.popcount_macs.argtypes = [ctypes.c_long]
         self._lib.tile_macs.restype = ctypes.c_double
         self._lib.tile_macs.argtypes = [ctypes.c_long, ctypes.c_int]
+        self._lib.tile_block_macs.restype = ctypes.c_double
+        self._lib.tile_block_macs.argtypes = [ctypes.c_long]
         flags = cpu_flags()
         self.popcount = "avx512_vpopcntdq" in flags
         self.tiles = {"amx_tile", "amx_int8"} <= flags and self._lib.request_tiles() == 0
@@ -93,6 +97,9 @@ class Ceiling:
 
     def tile_seconds(self, macs: float, loaded: bool = True) -> float:
         return self._lib.tile_macs(max(1, round(macs / TILE_MACS_PER_ITER)), int(loaded))
+
+    def tile_block_seconds(self, macs: float) -> float:
+        return self._lib.tile_block_macs(max(1, round(macs / TILE_MACS_PER_ITER)))
 
 
 def _summary(rates: list[float]) -> dict:
@@ -114,6 +121,7 @@ def measure(ceiling: Ceiling, seconds: float) -> dict:
     if ceiling.tiles:
         loops["tdpbssd_loaded"] = lambda m: ceiling.tile_seconds(m, True)
         loops["tdpbssd_init"] = lambda m: ceiling.tile_seconds(m, False)
+        loops["tdpbssd_block_l1"] = lambda m: ceiling.tile_block_seconds(m)
     if not loops:
         return {}
     # Size each sample to ~2 ms from a first, rough rate.
@@ -198,9 +206,10 @@ def main() -> int:
         "vpopcntq": "VPOPCNTQ (xor, popcount, add)",
         "tdpbssd_loaded": "TDPBSSD, loaded ±1 tiles",
         "tdpbssd_init": "TDPBSSD, init-state tiles",
+        "tdpbssd_block_l1": "TDPBSSD 2×2 block, L1 tile loads",
     }
     print(
-        f"Register-only ceilings, interleaved ~2 ms samples for {args.seconds:g} s "
+        f"Instruction ceilings, interleaved ~2 ms samples for {args.seconds:g} s "
         f"(binary MAC/s, × 10¹²):"
     )
     print(f"  {'loop':32s} {'median':>8s} {'p10':>8s} {'p90':>8s} {'best':>8s} {'samples':>8s}")
