@@ -7,7 +7,9 @@
 Sections, each timed for every thread count (torch.set_num_threads and the engine's threads):
 
 1. Binary GEMM 256×4096×4096: ``binarynet._kernels.bgemm`` on packed operands vs torch float32
-   ``F.linear`` on the same shape (binary MAC/s = M·N·K / time).
+   ``F.linear`` on the same shape (binary MAC/s = M·N·K / time); with AMX also the ``amx-tiles``
+   kernel; on one thread, the same M·N·K multiply-adds on the instruction ceilings of
+   ``benchmarks/ceiling.py`` (VPOPCNTQ, TDPBSSD, the 2 × 2 tile block with L1 loads).
 2. MNIST MLP 784-4096-4096-4096-10, end to end from uint8 images to classes, batch 256 and 1:
    the engine (``engine.load(...).predict``) vs the torch models in eval mode under
    ``torch.inference_mode()`` — ``mnist_mlp(4096, 3)`` (its binary layers compute F.linear on ±1
