@@ -252,3 +252,6 @@ if __name__ == "__main__":
         raise SystemExit(main())
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except BrokenPipeError:  # the reader (| head) went away: nothing left to say
+        sys.stderr.close()
+        raise SystemExit(0) from None
