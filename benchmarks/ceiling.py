@@ -5,7 +5,7 @@
 
 A GEMM cannot run faster than the register-only loop of the instruction it is built on. This
 measures, on this machine and in interleaved rounds (so that a shared machine's noise hits them
-alike), three such loops from ``benchmarks/ceiling.c`` (built here with the C compiler, called
+alike), four loops from ``benchmarks/ceiling.c`` (built here with the C compiler, called
 through ctypes):
 
 - **VPOPCNTQ**: XOR + popcount + add on zmm registers, 512 binary multiply-adds each (the
@@ -20,8 +20,8 @@ through ctypes):
 
 Then, for the loaded-tile loop: how steady it is over one continuous second (chunks of ~0.25 ms:
 the fraction within 25 % of the fastest chunk), and how fast it starts after the core was idle
-(50 ms asleep, then chunks of ~50 µs). Rates are binary MACs per second (one int8 multiply-add of
-±1 bytes is one binary MAC).
+(10 times 50 ms asleep, then chunks of ~50 µs: the median per chunk). Rates are binary MACs per
+second (one int8 multiply-add of ±1 bytes is one binary MAC).
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ class Ceiling:
     """The loops of ceiling.c, compiled into a temporary shared library.
 
     ``popcount`` / ``tiles`` say whether this CPU (and, for tiles, Linux) can run each loop;
-    ``popcount_seconds(macs)`` and ``tile_seconds(macs, loaded)`` run about ``macs`` binary
-    multiply-adds and return the loop's own elapsed seconds.
+    ``popcount_seconds(macs)``, ``tile_seconds(macs, loaded)`` and ``tile_block_seconds(macs)``
+    run about ``macs`` binary multiply-adds and return the loop's own elapsed seconds.
     """
 
     def __init__(self) -> None:
