@@ -74,17 +74,39 @@ struct tile_config {
   uint8_t rows[16];
 };
 
-__attribute__((target("amx-tile,amx-int8"))) double tile_macs(long n, int loaded) {
-  static int8_t bytes[4096] __attribute__((aligned(64)));
-  uint64_t s = 88172645463325252ULL;
-  for (int i = 0; i < 4096; ++i) {
-    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    bytes[i] = (s & 1) ? -1 : 1;
+/* 16 KiB of random ±1 bytes (made on the first call), the operands of the tile loops. */
+static const int8_t* pm1_bytes(void) {
+  static int8_t bytes[16384] __attribute__((aligned(64)));
+  static int ready = 0;
+  if (!ready) {
+    uint64_t s = 88172645463325252ULL;
+    for (int i = 0; i < 16384; ++i) {
+      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+      bytes[i] = (s & 1) ? -1 : 1;
+    }
+    ready = 1;
   }
+  return bytes;
+}
+
+/* Tiles 0–7 as 16 rows × 64 bytes (palette 1); the contents start in the init state. */
+__attribute__((target("amx-tile"))) static void configure_tiles(void) {
   struct tile_config c = {0};
   c.palette = 1;
   for (int t = 0; t < 8; ++t) c.colsb[t] = 64, c.rows[t] = 16;
   __asm__ volatile("ldtilecfg %0" : : "m"(c));
+}
+
+/* Stores result tile 0 (which waits for the last products), then frees the tile state. */
+__attribute__((target("amx-tile"))) static void finish_tiles(void) {
+  static int32_t sink[256] __attribute__((aligned(64)));
+  _tile_stored(0, sink, 64);
+  _tile_release();
+}
+
+__attribute__((target("amx-tile,amx-int8"))) double tile_macs(long n, int loaded) {
+  const int8_t* bytes = pm1_bytes();
+  configure_tiles();
   if (loaded) {
     _tile_loadd(4, bytes, 64);
     _tile_loadd(5, bytes + 1024, 64);
@@ -98,23 +120,13 @@ __attribute__((target("amx-tile,amx-int8"))) double tile_macs(long n, int loaded
     _tile_dpbssd(2, 5, 6);
     _tile_dpbssd(3, 5, 7);
   }
-  _tile_stored(0, bytes, 64); /* waits for the last products */
-  const double dt = seconds_now() - t0;
-  _tile_release();
-  return dt;
+  finish_tiles();
+  return seconds_now() - t0;
 }
 
 __attribute__((target("amx-tile,amx-int8"))) double tile_block_macs(long n) {
-  static int8_t buf[16384] __attribute__((aligned(64)));
-  uint64_t s = 0x2545F4914F6CDD1DULL;
-  for (int i = 0; i < 16384; ++i) {
-    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    buf[i] = (s & 1) ? -1 : 1;
-  }
-  struct tile_config c = {0};
-  c.palette = 1;
-  for (int t = 0; t < 8; ++t) c.colsb[t] = 64, c.rows[t] = 16;
-  __asm__ volatile("ldtilecfg %0" : : "m"(c));
+  const int8_t* buf = pm1_bytes();
+  configure_tiles();
   const double t0 = seconds_now();
   for (long i = 0; i < n; ++i) {
     const int8_t* p = buf + (i & 3) * 4096; /* 4 steps of 4 tiles: 16 KiB */
@@ -127,8 +139,6 @@ __attribute__((target("amx-tile,amx-int8"))) double tile_block_macs(long n) {
     _tile_dpbssd(2, 5, 6);
     _tile_dpbssd(3, 5, 7);
   }
-  _tile_stored(0, buf, 64);
-  const double dt = seconds_now() - t0;
-  _tile_release();
-  return dt;
+  finish_tiles();
+  return seconds_now() - t0;
 }

@@ -65,7 +65,8 @@ from binarynet.models import cifar10_convnet, float_mlp, mnist_mlp
 from binarynet.nn import FixedPointInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ceiling import Ceiling  # benchmarks/ceiling.py, beside this file
+from batchnorm import randomise_batchnorm_  # beside this file
+from ceiling import Ceiling, cpu_flags
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,13 +76,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or "unknown", set()
+    model, flags = platform.processor() or "unknown", cpu_flags()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
     wanted = ["avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_vpopcntdq", "avx512_bf16"]
@@ -174,21 +174,6 @@ def float_convnet(num_classes: int = 10) -> nn.Sequential:
         features = 1024
     layers += [nn.Linear(features, num_classes, bias=False), nn.BatchNorm1d(num_classes)]
     return nn.Sequential(*layers)
-
-
-def randomise_batchnorm_(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial running statistics and affine parameters (as after training)."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(n, generator=g) * 2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 4 + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.randn(n, generator=g))
-                    m.bias.copy_(torch.randn(n, generator=g) * 0.5)
-    return model
 
 
 def state_dict_bytes(model: nn.Module) -> int:

@@ -22,25 +22,11 @@ from pathlib import Path
 import numpy as np
 
 
-def _randomise_bn(model, seed: int):  # type: ignore[no-untyped-def]
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(n, generator=g) * 3)
-                m.running_var.copy_(torch.rand(n, generator=g) * 4 + 0.25)
-                if m.affine:
-                    m.weight.copy_(torch.randn(n, generator=g))
-                    m.bias.copy_(torch.randn(n, generator=g))
-    return model
-
-
 def make(out: Path) -> None:
     import torch
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from batchnorm import randomise_batchnorm_
     from binarynet.export import export
     from binarynet.models import cifar10_convnet, mnist_mlp
     from binarynet.nn import (
@@ -82,10 +68,10 @@ def make(out: Path) -> None:
         )
 
     cases = {
-        "mlp": (_randomise_bn(mnist_mlp(96, 2), 1), (28, 28)),
-        "mlp3": (_randomise_bn(mnist_mlp(200, 3), 2), (28, 28)),
-        "cifar": (_randomise_bn(cifar10_convnet(0.125, fc_width=96), 3), (3, 32, 32)),
-        "odd": (_randomise_bn(odd_convnet(), 4), (3, 15, 13)),
+        "mlp": (randomise_batchnorm_(mnist_mlp(96, 2), 1), (28, 28)),
+        "mlp3": (randomise_batchnorm_(mnist_mlp(200, 3), 2), (28, 28)),
+        "cifar": (randomise_batchnorm_(cifar10_convnet(0.125, fc_width=96), 3), (3, 32, 32)),
+        "odd": (randomise_batchnorm_(odd_convnet(), 4), (3, 15, 13)),
     }
     for name, (model, shape) in cases.items():
         model.eval()

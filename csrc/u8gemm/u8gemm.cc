@@ -58,8 +58,9 @@ void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t*
   const bool amx = kern == Kernel::Amx || kern == Kernel::AmxTiles;
   const bool simd = kern == Kernel::Avx512 || amx;
   const bool masks = M < 4 && w.wm && simd && cpu_has_avx512_vnni();
-  const bool vector = amx && (M < kTileMinRows || w.K < kTileMinK);
-  const U8Fn fn = masks ? u8_avx512_mask_kernel() : u8_kernel(vector ? Kernel::Avx512 : kern);
+  const bool below_tiles = amx && (M < kTileMinRows || w.K < kTileMinK);
+  const U8Fn fn =
+      masks ? u8_avx512_mask_kernel() : u8_kernel(below_tiles ? Kernel::Avx512 : kern);
 #else
   const bool masks = false;
   const U8Fn fn = u8_kernel(kern);

@@ -199,6 +199,42 @@ def _memory_source(resettable: bool) -> str:
     return "ru_maxrss (getrusage): the peak so far, never reset"
 
 
+def _check_run(repeat: int, warmup: int, threads: Sequence[int] | None) -> list[int]:
+    """Validates the timing options; returns the thread counts (default: 1 and every core)."""
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"repeat must be ≥ 1 and warmup ≥ 0, got {repeat} and {warmup}")
+    return _check_counts("thread counts", threads or [1, cpu_info()["cores"]])
+
+
+def _result(
+    what: str,
+    target: str,
+    kernel: str,
+    repeat: int,
+    warmup: int,
+    baseline: int,
+    resettable: bool,
+    timings: list[Timing],
+    **extra: Any,
+) -> BenchResult:
+    """The :class:`BenchResult` of a run, with what every run reports about the machine."""
+    from binarynet import _kernels
+
+    return BenchResult(
+        what=what,
+        target=target,
+        kernel=kernel,
+        kernels_available=list(_kernels.available_kernels()),
+        cpu=cpu_info(),
+        repeat=repeat,
+        warmup=warmup,
+        memory_source=_memory_source(resettable),
+        baseline_rss_bytes=baseline,
+        timings=timings,
+        **extra,
+    )
+
+
 def _check_counts(name: str, values: Sequence[int]) -> list[int]:
     out = []
     for v in values:
@@ -221,10 +257,8 @@ def bench_model(
     """Times ``engine.load(path).predict`` on random uint8 batches (see the module docstring)."""
     from binarynet import _kernels, engine
 
-    if repeat < 1 or warmup < 0:
-        raise ValueError(f"repeat must be ≥ 1 and warmup ≥ 0, got {repeat} and {warmup}")
+    threads = _check_run(repeat, warmup, threads)
     batches = _check_counts("batch sizes", batches)
-    threads = _check_counts("thread counts", threads or [1, cpu_info()["cores"]])
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     baseline = current_rss()
@@ -249,17 +283,15 @@ def bench_model(
                 )
             )
     info = model.info
-    return BenchResult(
-        what="model",
-        target=str(path),
-        kernel=model.kernel or _kernels.default_kernel(),
-        kernels_available=list(_kernels.available_kernels()),
-        cpu=cpu_info(),
-        repeat=repeat,
-        warmup=warmup,
-        memory_source=_memory_source(resettable),
-        baseline_rss_bytes=baseline,
-        timings=timings,
+    return _result(
+        "model",
+        str(path),
+        model.kernel or _kernels.default_kernel(),
+        repeat,
+        warmup,
+        baseline,
+        resettable,
+        timings,
         model={
             "file_bytes": info["file_bytes"],
             "input_shape": info["input"]["shape"],
@@ -283,12 +315,10 @@ def bench_gemm(
     """Times ``_kernels.bgemm(a, w, k)`` on random packed A [m, k] and W [n, k]."""
     from binarynet import _kernels
 
-    if repeat < 1 or warmup < 0:
-        raise ValueError(f"repeat must be ≥ 1 and warmup ≥ 0, got {repeat} and {warmup}")
+    threads = _check_run(repeat, warmup, threads)
     for name, v in (("M", m), ("N", n), ("K", k)):
         if v < 1:
             raise ValueError(f"--gemm {name} must be a positive integer, got {v}")
-    threads = _check_counts("thread counts", threads or [1, cpu_info()["cores"]])
     kname = kernel or _kernels.default_kernel()
     if kname not in _kernels.available_kernels():
         raise ValueError(
@@ -314,17 +344,15 @@ def bench_gemm(
                 resettable,
             )
         )
-    return BenchResult(
-        what="gemm",
-        target=f"bgemm {m}×{n}×{k}",
-        kernel=kname,
-        kernels_available=list(_kernels.available_kernels()),
-        cpu=cpu_info(),
-        repeat=repeat,
-        warmup=warmup,
-        memory_source=_memory_source(resettable),
-        baseline_rss_bytes=baseline,
-        timings=timings,
+    return _result(
+        "gemm",
+        f"bgemm {m}×{n}×{k}",
+        kname,
+        repeat,
+        warmup,
+        baseline,
+        resettable,
+        timings,
         gemm={"M": m, "N": n, "K": k},
     )
 
