@@ -59,10 +59,10 @@ from torch.nn import functional as F
 
 import binarynet
 import binarynet._kernels as K
-from binarynet import engine
+from binarynet.backends import engine
 from binarynet.export import export
-from binarynet.models import cifar10_convnet, float_mlp, mnist_mlp
-from binarynet.nn import FixedPointInput
+from binarynet.training.models import cifar10_convnet, float_mlp, mnist_mlp
+from binarynet.training.nn import FixedPointInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batchnorm import randomise_batchnorm_  # beside this file
@@ -156,8 +156,8 @@ def set_threads(n: int) -> None:
 
 
 def float_convnet(num_classes: int = 10) -> nn.Sequential:
-    """A float32 ConvNet of the shape of :func:`binarynet.models.cifar10_convnet` (Conv2d →
-    (MaxPool2d) → BatchNorm2d → ReLU, then Linear → BatchNorm1d → ReLU)."""
+    """A float32 ConvNet of the shape of :func:`binarynet.training.models.cifar10_convnet` (Conv2d →
+    (MaxPool2d) → ExactBatchNorm2d → ReLU, then Linear → ExactBatchNorm1d → ReLU)."""
     layers: list[nn.Module] = [FixedPointInput()]
     channels = 3
     for width in (128, 256, 512):
@@ -389,7 +389,7 @@ def bench_convnet(paths, models, images_nhwc, threads, rounds) -> dict:
 _MEMORY_PROBE = r"""
 import json, resource, sys
 import numpy as np
-from binarynet import engine
+from binarynet.backends import engine
 assert "torch" not in sys.modules
 def rss():
     # Peak resident set of this process: VmHWM (ru_maxrss would carry the parent's peak,

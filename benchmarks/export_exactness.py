@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from binarynet import engine
-from binarynet.checkpoint import read_checkpoint
+from binarynet.backends import engine
 from binarynet.data import load_dataset
 from binarynet.export import export_checkpoint
-from binarynet.models import images_to_torch
+from binarynet.training.checkpoint import read_checkpoint
+from binarynet.training.models import images_to_torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

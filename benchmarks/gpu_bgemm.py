@@ -1,7 +1,7 @@
 """The paper's GPU comparison (Courbariaux et al. 2016, Section 4 and Figure 3) on this GPU.
 
 1. Matrix product of S×S by S×S ±1 matrices (S = 8192 as in the paper, and smaller):
-      binary      Triton XNOR-popcount kernel on packed int32 words (binarynet.gpu.bgemm), the
+      binary      Triton XNOR-popcount kernel on packed int32 words (binarynet.backends.gpu.bgemm), the
                   operands packed beforehand (the packing of the activations is timed apart:
                   ``pack`` column)
       binary+thr  the same with the fused threshold → packed output (the next layer's input)
@@ -55,7 +55,7 @@ MLP_WIDTHS = (784, 4096, 4096, 4096, 10)
 INTERPRET_WIDTHS = (784, 128, 128, 128, 10)
 
 # Launch configurations tried per size: (block_m, block_n, num_warps, unroll). Compiled for sm_90
-# without spills (python -m binarynet.gpu.compile_check --block-m ... --num-warps ...).
+# without spills (python -m binarynet.backends.gpu.compile_check --block-m ... --num-warps ...).
 CONFIGS = [(64, 64, 4, 1), (64, 64, 8, 1), (128, 64, 8, 1), (64, 128, 8, 1), (64, 64, 4, 2)]
 
 
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
 
-        import binarynet.gpu as g
+        import binarynet.backends.gpu as g
     except ImportError as e:
         print(f"gpu_bgemm: {e}; nothing to run")
         return 0

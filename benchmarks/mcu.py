@@ -1,5 +1,5 @@
 """Binarized networks on microcontrollers: flash, RAM and instructions per inference of the C
-export (binarynet.csource) on Cortex-M4/M7/M55 under QEMU, beside straightforward float32 and
+export (binarynet.backends.c) on Cortex-M4/M7/M55 under QEMU, beside straightforward float32 and
 int8 C of the same networks (benchmarks/mcu_baselines.py) built with the same flags.
 
     python benchmarks/mcu.py [--models mlp256,mlp2048,convnet] [--boards m4,m7,m55] [--out F]
@@ -45,7 +45,10 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import csource_targets as ct  # noqa: E402
 
-from binarynet import bnnfile, csource, engine, pretrained  # noqa: E402
+from binarynet import pretrained  # noqa: E402
+from binarynet.backends import c as csource
+from binarynet.backends import engine
+from binarynet.graph import bnnfile
 from mcu_baselines import emit_baseline  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -64,7 +67,8 @@ PARTS = [
 def paper_model(kind: str, path: Path) -> None:
     import torch
 
-    from binarynet import export, models
+    from binarynet import export
+    from binarynet.training import models
 
     torch.manual_seed(0)
     if kind == "mlp2048":

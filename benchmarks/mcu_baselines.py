@@ -3,7 +3,7 @@ and int8 C of a ``.bnn`` model, for ``benchmarks/mcu.py`` to build and count bes
 
 Both run exactly the model's function (so their classes and scores are checked against the engine
 as the binary C is), with the same ``NAME_predict(input, scores, arena)`` interface as
-:mod:`binarynet.csource`, so the same firmware (``examples/cortex-m``) runs them:
+:mod:`binarynet.backends.c`, so the same firmware (``examples/cortex-m``) runs them:
 
 - **float32**: weights ±1.0f (4 bytes each), activations ±1.0f, the first layer on
   x = (p − zero_point)·scale, a float multiply-add per MAC into a float accumulator; batch norm +
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from binarynet import bnnfile
-from binarynet.csource.emit import Stage, plan
+from binarynet.backends.c.emit import Stage, plan
+from binarynet.graph import bnnfile
 
 KINDS = ("float32", "int8")
 

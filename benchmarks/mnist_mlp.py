@@ -11,13 +11,13 @@ batch 100) side by side, in interleaved rounds so that machine noise hits all of
                          AMX: ``--compute-dtype auto`` picks it there)
     binary-fp32          the same with float32 matmuls (what ``auto`` picks elsewhere)
     binary-fp32-unfused  binary-fp32 with ShiftAdaMax(fused=False): the update as torch ops
-    float32-adam         nn.Linear + BatchNorm1d + ReLU, torch.optim.Adam (its default
+    float32-adam         nn.Linear + ExactBatchNorm1d + ReLU, torch.optim.Adam (its default
                          implementation), float32: the baseline of the ratios
     float32-adam-fused   the same with Adam(fused=True), torch's one-pass CPU Adam
 
 and reports the median time per step and per epoch (50 000 images), and which compute dtype
 ``--compute-dtype auto`` picks on this CPU. ``train`` runs the
-mnist-torch7 recipe with :class:`binarynet.train.Trainer` (resumable: rerun the same command
+mnist-torch7 recipe with :class:`binarynet.training.trainer.Trainer` (resumable: rerun the same command
 after an interruption) and reports the test error at the best validation epoch, per-epoch errors
 and the wall time. Both print a table and write JSON to ``benchmarks/results/``.
 """
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import torch
 
-from binarynet.losses import square_hinge_loss
-from binarynet.models import float_mlp, mnist_mlp
-from binarynet.nn import clip_weights_, set_compute_dtype
-from binarynet.optim import ShiftAdaMax, param_groups
-from binarynet.train import resolve_compute_dtype
+from binarynet.training.losses import square_hinge_loss
+from binarynet.training.models import float_mlp, mnist_mlp
+from binarynet.training.nn import clip_weights_, set_compute_dtype
+from binarynet.training.optim import ShiftAdaMax, param_groups
+from binarynet.training.trainer import resolve_compute_dtype
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAIN_IMAGES = 50_000
@@ -132,7 +132,7 @@ def speed(args: argparse.Namespace) -> dict:
 
 def train(args: argparse.Namespace) -> dict:
     from binarynet.data import load_mnist
-    from binarynet.train import Trainer, recipe_config
+    from binarynet.training.trainer import Trainer, recipe_config
 
     cfg = recipe_config(
         "mnist-torch7",

@@ -1,8 +1,8 @@
 """Random ``.bnn`` models, an independent NumPy interpreter of the format, and mutations.
 
-Shared by the property-based tests (``tests/test_fuzz_bnn.py``, ``tests/test_engine_inputs.py``,
+Shared by the property-based tests (``tests/graph/test_fuzz_bnn.py``, ``tests/backends/engine/test_engine_inputs.py``,
 hypothesis) and the coverage-guided fuzzer (``fuzz/fuzz_bnn.py``, atheris). Needs only NumPy,
-safetensors and :mod:`binarynet.bnnfile`; never torch.
+safetensors and :mod:`binarynet.graph.bnnfile`; never torch.
 
 - :func:`random_model` builds a *valid* graph + tensors from a :class:`Chooser` (hypothesis,
   atheris's FuzzedDataProvider or a NumPy generator decide the structure; a NumPy generator
@@ -11,7 +11,7 @@ safetensors and :mod:`binarynet.bnnfile`; never torch.
   pools, thresholds of every kind (up-sets, down-sets, constants, intervals that are neither),
   biases, unicode tensor names.
 - :func:`reference` runs a graph the slow, obvious way (int64 NumPy, ±1 values unpacked, the
-  maths of the :mod:`binarynet.ops` docstring), independently of the engine's planning,
+  maths of the :mod:`binarynet.graph.ops` docstring), independently of the engine's planning,
   fusion and kernels: the oracle for "never a wrong answer".
 - :func:`mutate` breaks a model at the graph, tensor or safetensors-header level; :func:`seal`
   writes any graph text and tensors with a *correct* checksum, so that mutations get past the
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from binarynet import bnnfile
+from binarynet.graph import bnnfile
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
@@ -163,7 +163,7 @@ def _floats(ch: Chooser, rng: np.random.Generator, c: int) -> np.ndarray:
 def random_model(
     ch: Chooser, *, max_side: int = 9, max_stages: int = 4
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """A valid (graph JSON, tensors) pair, as :func:`binarynet.bnnfile.save` takes them."""
+    """A valid (graph JSON, tensors) pair, as :func:`binarynet.graph.bnnfile.save` takes them."""
     rng = np.random.default_rng(ch.integer(0, 2**32 - 1))
     layout = ch.pick(("NF", "NHW", "NHWC", "NHWC"))
     if layout == "NF":
@@ -733,11 +733,11 @@ def check_file(
     seed: int = 0,
     on_loaded: Callable[[Any], None] | None = None,
 ) -> bool:
-    """The fuzzing property for one file: :func:`binarynet.engine.load` either raises
-    :class:`binarynet.bnnfile.BNNFileError` with a message, or returns a model whose scores and
+    """The fuzzing property for one file: :func:`binarynet.backends.engine.load` either raises
+    :class:`binarynet.graph.bnnfile.BNNFileError` with a message, or returns a model whose scores and
     pre-activations equal :func:`reference`'s bit for bit with every kernel in ``kernels``
     (default: the best one). Returns whether the file loaded. Any other exception propagates."""
-    from binarynet import engine
+    from binarynet.backends import engine
 
     try:
         model = engine.load(path, threads=threads)

@@ -172,11 +172,17 @@ def _modules_matching(pattern: str) -> list[str]:
 
 def test_the_graph_sees_every_module_and_lazy_and_relative_imports() -> None:
     graph = import_graph()
-    assert {"binarynet.config", "binarynet.checkpoint", "binarynet.engine.model"} <= set(graph)
+    assert {
+        "binarynet.config",
+        "binarynet.training.checkpoint",
+        "binarynet.backends.engine.model",
+    } <= set(graph)
     # a lazy import inside a function is an edge (cli imports the training code lazily)
-    assert any(e.target == "binarynet.train" and e.lazy for e in graph["binarynet.cli"])
-    # "from binarynet import bnnfile" is the submodule, not the package
-    assert any(e.target == "binarynet.bnnfile" for e in graph["binarynet.engine.model"])
+    assert any(e.target == "binarynet.training.trainer" and e.lazy for e in graph["binarynet.cli"])
+    # "from binarynet.graph import bnnfile" is the submodule, not the package
+    assert any(
+        e.target == "binarynet.graph.bnnfile" for e in graph["binarynet.backends.engine.model"]
+    )
 
 
 def test_no_import_cycle_in_the_package() -> None:
@@ -190,29 +196,29 @@ def test_no_import_cycle_in_the_package() -> None:
     "pattern",
     [
         "binarynet.export",
-        "binarynet.summary",
-        "binarynet.plots",
-        "binarynet.checkpoint",
+        "binarynet.analysis.summary",
+        "binarynet.training.plots",
+        "binarynet.training.checkpoint",
         "binarynet.config",
-        "binarynet.engine.*",
-        "binarynet.bnnfile",
+        "binarynet.backends.engine.*",
+        "binarynet.graph.bnnfile",
     ],
 )
 def test_does_not_import_the_training_loop(pattern: str) -> None:
     for module in _modules_matching(pattern):
-        chain = _chain(module, lambda target: target == "binarynet.train")
-        assert chain is None, f"{module} imports binarynet.train:" + _describe(chain)
+        chain = _chain(module, lambda target: target == "binarynet.training.trainer")
+        assert chain is None, f"{module} imports binarynet.training.trainer:" + _describe(chain)
 
 
 @pytest.mark.parametrize(
     "pattern",
     [
         "binarynet.config",
-        "binarynet.engine.*",
-        "binarynet.bnnfile",
+        "binarynet.backends.engine.*",
+        "binarynet.graph.bnnfile",
         "binarynet.cli",
-        "binarynet.qonnx_export",
-        "binarynet.bench",
+        "binarynet.backends.qonnx.writer",
+        "binarynet.analysis.bench",
     ],
 )
 def test_imports_no_torch(pattern: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-import binarynet.train
+import binarynet.training.trainer
 from binarynet.cli import build_parser, main
 from binarynet.config import TrainConfig
 from binarynet.data import Split, Splits, mnist_sample, write_idx
@@ -84,7 +84,7 @@ def small_data(monkeypatch: pytest.MonkeyPatch) -> list[tuple[TrainConfig, bool]
         calls.append((cfg, download))
         return splits
 
-    monkeypatch.setattr(binarynet.train, "load_splits", load_splits)
+    monkeypatch.setattr(binarynet.training.trainer, "load_splits", load_splits)
     return calls
 
 
@@ -457,7 +457,7 @@ def test_ctrl_c_outside_the_training_loop_is_one_line(tmp_path, capsys, monkeypa
 
     import binarynet.data
 
-    monkeypatch.setattr(binarynet.train, "load_splits", interrupted)
+    monkeypatch.setattr(binarynet.training.trainer, "load_splits", interrupted)
     monkeypatch.setattr(binarynet.data, "load_dataset", interrupted)
     rc, _, err = cli(capsys, *TRAIN, "--out", tmp_path / "run")
     assert (rc, err) == (130, "binarynet train: interrupted\n")

@@ -10,8 +10,10 @@ import inspect
 import pytest
 import torch
 
-from binarynet import config, data, models, preprocess
+from binarynet import config, data
 from binarynet.cli import build_parser
+from binarynet.data import preprocess
+from binarynet.training import models
 
 
 def test_model_names_are_those_of_the_builders() -> None:
@@ -81,7 +83,8 @@ def test_registries_owned_elsewhere_are_the_owners() -> None:
 
 
 def test_train_re_exports_the_same_objects() -> None:
-    from binarynet import checkpoint, train
+    from binarynet.training import checkpoint
+    from binarynet.training import trainer as train
 
     for name in ("TrainConfig", "RECIPES", "recipe_config", "OPTIMIZERS", "COMPUTE_DTYPES"):
         assert getattr(train, name) is getattr(config, name), name

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from binarynet import filekind
-from binarynet.checkpoint import save_checkpoint
+from binarynet.training.checkpoint import save_checkpoint
 
 
 @pytest.fixture
@@ -86,8 +86,8 @@ def test_directories_and_missing_paths(files, tmp_path):
 
 
 def test_the_loaders_name_the_other_kind(files):
-    from binarynet import bnnfile
-    from binarynet.checkpoint import load_checkpoint
+    from binarynet.graph import bnnfile
+    from binarynet.training.checkpoint import load_checkpoint
 
     with pytest.raises(ValueError, match=r"training checkpoint .*binarynet export"):
         bnnfile.load(files["checkpoint"])

@@ -17,14 +17,21 @@ def _run(code: str) -> str:
     return done.stdout.strip()
 
 
-def test_submodules_load_on_attribute_access():
-    assert binarynet.models.mnist_mlp is not None
-    assert binarynet.nn.BinaryLinear is not None
-    assert "models" in dir(binarynet) and "engine" in dir(binarynet)
+def test_public_names_load_on_attribute_access():
+    """The short public names are the modules of the subpackages, imported on first use."""
+    import binarynet.backends.engine
+    import binarynet.training.models
+    import binarynet.training.nn
+
+    assert binarynet.models is binarynet.training.models
+    assert binarynet.nn.BinaryLinear is binarynet.training.nn.BinaryLinear
+    assert binarynet.engine is binarynet.backends.engine
+    assert binarynet.export_c is binarynet.backends.c.export_c
+    assert {"models", "engine", "training", "graph", "backends"} <= set(dir(binarynet))
 
 
 def test_summarize_is_the_summary_function():
-    assert binarynet.summarize is binarynet.summary.summary
+    assert binarynet.summarize is binarynet.analysis.summary.summary
 
 
 def test_an_unknown_attribute_is_an_attribute_error():
@@ -36,7 +43,7 @@ def test_an_unknown_attribute_is_an_attribute_error():
 
 def test_importing_binarynet_or_its_engine_imports_no_torch():
     code = (
-        "import sys, binarynet as bn; a = 'torch' in sys.modules; bn.engine; bn.bnnfile; "
-        "print(a, 'torch' in sys.modules)"
+        "import sys, binarynet as bn; a = 'torch' in sys.modules; bn.engine; "
+        "import binarynet.graph.bnnfile; print(a, 'torch' in sys.modules)"
     )
     assert _run(code) == "False False"

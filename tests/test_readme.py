@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import binarynet.train
+import binarynet.training.trainer
 from binarynet.data import Split, Splits, mnist_sample
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -32,7 +32,7 @@ def test_readme_python_example_trains_exports_and_predicts(tmp_path, monkeypatch
         Split(s.test.images[:200], s.test.labels[:200]),
         name="mnist-sample-small",
     )
-    monkeypatch.setattr(binarynet.train, "load_splits", lambda cfg: small)
+    monkeypatch.setattr(binarynet.training.trainer, "load_splits", lambda cfg: small)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, str(README), "exec"), namespace)

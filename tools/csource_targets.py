@@ -1,13 +1,13 @@
-"""Build and run generated C (:mod:`binarynet.csource`) on the targets we check it on.
+"""Build and run generated C (:mod:`binarynet.backends.c`) on the targets we check it on.
 
-Shared by ``tests/test_csource.py`` and ``benchmarks/mcu.py``; needs NumPy and binarynet only.
+Shared by ``tests/backends/c/test_c.py`` and ``benchmarks/mcu.py``; needs NumPy and binarynet only.
 
 - host: ``cc`` with any flags (strict C99, sanitizers, -ffp-contract=fast), images on stdin;
 - Cortex-M under ``qemu-system-arm`` (``examples/cortex-m``: its Makefile, start-up code and
   linker scripts, so the example a user copies is the one CI runs), output by semihosting;
 - Armv8-A Linux: ``aarch64-linux-gnu-gcc -static`` under ``qemu-aarch64``.
 
-Every target prints per image ``class score-bits...`` in hex (see ``tests/csource/host_main.c``
+Every target prints per image ``class score-bits...`` in hex (see ``tests/backends/c/host_main.c``
 and ``examples/cortex-m/main.c``), compared with :func:`expected_lines` from the engine.
 
 Instruction counts on Cortex-M: QEMU's ``-icount shift=0`` advances the virtual clock by exactly
@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "cortex-m"
-HOST_MAIN = ROOT / "tests" / "csource" / "host_main.c"
+HOST_MAIN = ROOT / "tests" / "backends" / "c" / "host_main.c"
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
 sys.path.insert(0, str(EXAMPLE))

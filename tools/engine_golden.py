@@ -28,10 +28,10 @@ def make(out: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from batchnorm import randomise_batchnorm_
     from binarynet.export import export
-    from binarynet.models import cifar10_convnet, mnist_mlp
-    from binarynet.nn import (
-        BatchNorm1d,
-        BatchNorm2d,
+    from binarynet.training.models import cifar10_convnet, mnist_mlp
+    from binarynet.training.nn import (
+        ExactBatchNorm1d,
+        ExactBatchNorm2d,
         BinaryActivation,
         BinaryConv2d,
         BinaryLinear,
@@ -43,28 +43,28 @@ def make(out: Path) -> None:
     gen = np.random.default_rng(0)
 
     def odd_convnet() -> torch.nn.Sequential:
-        # tests/test_engine.py's odd_convnet: 3×15×13 inputs, 70 channels (two words), bias,
+        # tests/backends/engine/test_engine.py's odd_convnet: 3×15×13 inputs, 70 channels (two words), bias,
         # pools on integers and on bits, a strided non-square conv, a 1×1 conv, 7 classes.
         nn = torch.nn
         return nn.Sequential(
             FixedPointInput(),
             BinaryConv2d(3, 70, 3, padding=1, bias=True, binarize_input=False),
             nn.MaxPool2d(2),
-            BatchNorm2d(70),
+            ExactBatchNorm2d(70),
             BinaryActivation(),
             BinaryConv2d(70, 5, (3, 2), stride=(2, 1), padding=(1, 0), binarize_input=False),
-            BatchNorm2d(5),
+            ExactBatchNorm2d(5),
             BinaryActivation(),
             BinaryConv2d(5, 65, 1, binarize_input=True),
             nn.MaxPool2d((2, 3), stride=(1, 2)),
-            BatchNorm2d(65),
+            ExactBatchNorm2d(65),
             BinaryActivation(),
             nn.Flatten(),
             BinaryLinear(390, 33, bias=True, binarize_input=False),
-            BatchNorm1d(33),
+            ExactBatchNorm1d(33),
             BinaryActivation(),
             BinaryLinear(33, 7, binarize_input=False),
-            BatchNorm1d(7),
+            ExactBatchNorm1d(7),
         )
 
     cases = {
@@ -91,7 +91,7 @@ def make(out: Path) -> None:
 
 
 def check(directory: Path) -> int:
-    from binarynet import engine
+    from binarynet.backends import engine
 
     files = sorted(directory.glob("*.bnn"))
     if not files:

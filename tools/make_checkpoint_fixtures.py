@@ -9,7 +9,7 @@ fixtures are real ``best.pt`` files of ``binarynet train`` runs, kept small (ten
   (no preprocessor);
 - ``cifar10_convnet_tiny.pt``: ``cifar10-convnet`` at 1/32 width (4-8-16 channels, two 16-unit
   dense layers), shift batch norm, behind the "pixels" preprocessor, one epoch on synthetic
-  32×32 colour images (class-dependent colour, as in ``tests/test_train.py``).
+  32×32 colour images (class-dependent colour, as in ``tests/training/test_trainer.py``).
 
 Both train in float32 on one thread. The checkpoints are the reference, not the training run:
 rebuilding them on another machine or torch version may give other weights, and then the digests
@@ -48,7 +48,7 @@ def colour_splits(n_train: int = 120, size: int = 32, seed: int = 0) -> Splits:
 
 
 def _train(cfg, splits: Splits, run: Path) -> Path:
-    from binarynet.train import Trainer
+    from binarynet.training.trainer import Trainer
 
     Trainer(cfg, splits, run, progress=False).run()
     return run / "best.pt"
@@ -65,7 +65,7 @@ def main() -> None:
     import torch
 
     from binarynet.export import export_checkpoint
-    from binarynet.train import recipe_config
+    from binarynet.training.trainer import recipe_config
 
     torch.set_num_threads(1)
     common = dict(compute_dtype="float32", threads=1, epochs=1, seed=0)

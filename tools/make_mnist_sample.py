@@ -9,7 +9,7 @@ The sample (read by :func:`binarynet.data.mnist_sample`) is:
 
 The files are gzipped IDX files with the official names, written deterministically (no time
 stamp), so rebuilding from the official files gives byte-identical output. Their total size
-must stay under 2 MB (``tests/test_data.py`` checks it).
+must stay under 2 MB (``tests/data/test_data.py`` checks it).
 
 Usage::
 

@@ -8,9 +8,9 @@
 #    -fno-sanitize-recover=undefined) into build/sanitize/site: only the extension is compiled,
 #    in its own build folder (incremental on a second run).
 # 2. Runs, with libasan preloaded into the (uninstrumented) interpreter:
-#    tests/test_kernels.py (every kernel variant of this CPU, edge shapes, bad arguments),
-#    tests/test_engine_inputs.py (hostile arrays and arguments for every compiled function) and
-#    tests/test_fuzz_bnn.py (random and damaged .bnn files through the engine). Any memory error
+#    tests/backends/engine/test_kernels.py (every kernel variant of this CPU, edge shapes, bad arguments),
+#    tests/backends/engine/test_engine_inputs.py (hostile arrays and arguments for every compiled function) and
+#    tests/graph/test_fuzz_bnn.py (random and damaged .bnn files through the engine). Any memory error
 #    or undefined behaviour aborts the run with a report.
 # 3. Installs atheris and runs fuzz/fuzz_bnn.py (seeds from fuzz/make_corpus.py): FUZZ_SECONDS
 #    (default 60; 0 skips step 3) coverage-guided on the regular build, then FUZZ_ASAN_SECONDS
@@ -61,8 +61,8 @@ run -c 'import binarynet._kernels as k, sys; assert "sanitize/site" in k.__file_
 say "tests under ASan + UBSan (hypothesis: $BINARYNET_FUZZ_EXAMPLES examples per test)"
 # --capture=sys: a sanitizer report goes to file descriptor 2, which pytest must not capture
 # (the process dies before pytest could show it).
-run -m pytest -q -p no:cacheprovider --capture=sys tests/test_kernels.py \
-  tests/test_engine_inputs.py tests/test_fuzz_bnn.py
+run -m pytest -q -p no:cacheprovider --capture=sys tests/backends/engine/test_kernels.py \
+  tests/backends/engine/test_engine_inputs.py tests/graph/test_fuzz_bnn.py
 
 # fuzz LABEL SECONDS COMMAND...: run fuzz/fuzz_bnn.py on $OUT/fuzz/corpus; a failure prints the
 # report and stops. -rss_limit_mb: a run over 4 GiB (a blow-up) is a failure too.

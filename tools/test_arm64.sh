@@ -3,8 +3,8 @@
 # sysroot, run by qemu-aarch64; the extension cross-compiled by CMake from this CMakeLists.txt
 # (the NEON files) with aarch64-linux-gnu-g++; NumPy and the test tools as aarch64 wheels from
 # PyPI; then, under -cpu cortex-a72 (no dot product) and -cpu max (dot product):
-#   * tests/test_kernels.py, tests/test_engine_inputs.py, tests/test_fuzz_bnn.py,
-#     tests/test_bench.py (every kernel variant of the emulated CPU against the NumPy oracle,
+#   * tests/backends/engine/test_kernels.py, tests/backends/engine/test_engine_inputs.py, tests/graph/test_fuzz_bnn.py,
+#     tests/analysis/test_bench.py (every kernel variant of the emulated CPU against the NumPy oracle,
 #     hostile inputs, damaged .bnn files, binarynet bench; the tests that need torch skip:
 #     there is no torch on the emulated side);
 #   * tools/engine_golden.py check: models exported here by torch (MLPs, the CIFAR-10 ConvNet at
@@ -23,7 +23,7 @@ PY=${1:-${PYTHON:-build/venv/bin/python}}
 OUT=build/arm64
 SYSROOT=$OUT/sysroot
 SITE=$OUT/site
-TESTS=${ARM64_TESTS:-tests/test_kernels.py tests/test_engine_inputs.py tests/test_fuzz_bnn.py tests/test_bench.py}
+TESTS=${ARM64_TESTS:-tests/backends/engine/test_kernels.py tests/backends/engine/test_engine_inputs.py tests/graph/test_fuzz_bnn.py tests/analysis/test_bench.py}
 start=$(date +%s)
 say() { printf '[arm64 %4ds] %s\n' $(($(date +%s) - start)) "$*"; }
 

@@ -1,5 +1,5 @@
 // The training side of binarynet._kernels: the shift AdaMax update and the sign of latent
-// weights (shift_adamax.h), used by binarynet.optim / binarynet.quantize on CPU float32 tensors,
+// weights (shift_adamax.h), used by binarynet.training.optim / binarynet.training.quantize on CPU float32 tensors,
 // in place. They take the same kernel / threads keywords as the engine's ops; each has one
 // implementation (baseline ISA, vectorised by the compiler), which every valid kernel name selects.
 #include <nanobind/nanobind.h>
@@ -90,12 +90,12 @@ void register_training_ops(nb::module_& m) {
         nb::arg("kernel") = "auto", nb::arg("threads") = 0,
         "One step of shift-based AdaMax (Algorithm 4) in place, fused into one pass over float32 "
         "1-D arrays: m <- lerp(m, g, 1 - beta1); u <- max(beta2 * u, |g|); "
-        "p <- p - step * m / AP2(max(u, eps)). Rounds as binarynet.optim.ShiftAdaMax's torch "
+        "p <- p - step * m / AP2(max(u, eps)). Rounds as binarynet.training.optim.ShiftAdaMax's torch "
         "operations do.");
   m.def("sign_values", &py_sign_values, nb::arg("x"), nb::arg("out"), nb::kw_only(),
         nb::arg("kernel") = "auto", nb::arg("threads") = 0,
         "out[i] = copysign(1, x[i] + 0.0) for float32 1-D arrays: sign with sign(+-0) = +1, as "
-        "binarynet.quantize.sign computes its forward value.");
+        "binarynet.training.quantize.sign computes its forward value.");
 }
 
 }  // namespace bindings

@@ -8,7 +8,7 @@
 //
 // Built natively (tools/kernel_test.sh native: the x86 variants) and cross-compiled for aarch64
 // and run under QEMU with and without the dot-product extension (tools/kernel_test.sh arm64):
-// the NEON kernels are checked bit for bit without an ARM machine. tests/test_kernel_program.py
+// the NEON kernels are checked bit for bit without an ARM machine. tests/backends/engine/test_kernel_program.py
 // runs both from pytest. Exit status 0 iff every case matches; the first mismatch is printed.
 //
 //   kernel_test [--seed S] [--cases N] [--kernel NAME]

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error(f"--count must be at least 1, got {args.count}")
-    from binarynet import engine, pretrained
+    from binarynet import pretrained
+    from binarynet.backends import engine
 
     try:
         model = engine.load(pretrained.resolve(args.model))

@@ -229,7 +229,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _check_run_dir(out, args.resume)
     cfg = _resumed_config(args, out) if args.resume else _new_config(args)
 
-    from binarynet.train import Trainer, load_splits
+    from binarynet.training.trainer import Trainer, load_splits
 
     splits = load_splits(cfg, download=args.download)
     # Built before anything is written: checks the device and that the model fits the data.
@@ -396,14 +396,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from binarynet.ops import Role
+    from binarynet.graph.ops import Role
 
     if args.name is not None and args.format != "c":
         raise ValueError(f"--name is for --format c (C source), not --format {args.format}")
     if args.format == "qonnx":
         return _cmd_export_qonnx(args)
     if args.format == "c":
-        from binarynet.csource import export_c
+        from binarynet.backends.c import export_c
 
         source, paths = export_c(args.model, args.out, args.name)
         print(
@@ -429,7 +429,7 @@ def _cmd_export_qonnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from binarynet import filekind
-    from binarynet.qonnx_export import export_qonnx, to_qonnx
+    from binarynet.backends.qonnx.writer import export_qonnx, to_qonnx
 
     path = Path(args.model)
     if not path.is_file() or filekind.sniff(path) != filekind.CHECKPOINT:  # bnnfile.load checks
@@ -483,7 +483,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import time
 
     from binarynet import data as datasets
-    from binarynet import engine
+    from binarynet.backends import engine
 
     model = engine.load(args.model, threads=args.threads)
     dataset = args.dataset or model.graph.provenance.get("dataset") or "mnist"
@@ -541,7 +541,7 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from binarynet.summary import summary
+    from binarynet.analysis.summary import summary
 
     s = summary(args.model, args.input_shape, filters=not args.no_filters, batch=args.batch)
     if args.json:
@@ -565,7 +565,7 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from binarynet.plots import plot_run
+    from binarynet.training.plots import plot_run
 
     for figure, result in plot_run(args.run, args.out).items():
         print(f"{figure}: {result}")
@@ -578,7 +578,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         help="latency, throughput and memory of a .bnn model (or of the binary GEMM) on this CPU",
         description="Time a .bnn model on the engine (no torch): per batch size and thread count, "
         "the median and 90th-percentile latency over timed calls after a warm-up, the throughput, "
-        "the kernel variant and the peak memory (binarynet.bench says how it is measured). "
+        "the kernel variant and the peak memory (binarynet.analysis.bench says how it is measured). "
         "With --gemm M N K instead of a model: the raw binary GEMM, in binary MAC/s.",
     )
     p.add_argument(
@@ -602,7 +602,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from binarynet import bench
+    from binarynet.analysis import bench
 
     if (args.model is None) == (args.gemm is None):
         raise ValueError("bench takes a MODEL.bnn or --gemm M N K (exactly one of them)")

@@ -2,7 +2,7 @@
 
 Every name a user can choose lives here once: the models (:data:`MODELS`, with the per-example
 input shape each takes), the datasets (:data:`DATASETS`, owned by :mod:`binarynet.data`), the
-preprocessors (:data:`PREPROCESS`, owned by :mod:`binarynet.preprocess`), the optimizers
+preprocessors (:data:`PREPROCESS`, owned by :mod:`binarynet.data.preprocess`), the optimizers
 (:data:`OPTIMIZERS`), the dtypes of the training matmuls (:data:`COMPUTE_DTYPES`), the devices
 (:data:`DEVICES`) and the paper's recipes (:data:`RECIPES`). :class:`TrainConfig` checks a run's
 values against them, and the command line (:mod:`binarynet.cli`) builds its choices and help
@@ -11,7 +11,7 @@ from them, so a new model or recipe is one entry here, not a list to re-type els
 The module imports neither torch nor the training code: the command line reads it to build its
 parser before any torch import, and a deployment machine can read a ``config.json`` with it.
 What needs torch (building a model, resolving ``compute_dtype="auto"`` on a device) stays in
-:mod:`binarynet.models` and :mod:`binarynet.train`.
+:mod:`binarynet.training.models` and :mod:`binarynet.training.trainer`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from binarynet.data import DATASETS
-from binarynet.preprocess import PREPROCESSORS
+from binarynet.data.preprocess import PREPROCESSORS
 
 __all__ = [
     "COMPUTE_DTYPES",
@@ -41,7 +41,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model of :mod:`binarynet.models` as the rest of the package sees it, without torch.
+    """A model of :mod:`binarynet.training.models` as the rest of the package sees it, without torch.
 
     Attributes:
         input_shape: the per-example torch input shape of uint8 images it takes by default:
@@ -66,7 +66,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "svhn-convnet": ModelSpec(input_shape=(3, 32, 32), options=_BN_OPTIONS),
 }
-"""The paper's models by name (their builders: :data:`binarynet.models.MODELS`, same names)."""
+"""The paper's models by name (their builders: :data:`binarynet.training.models.MODELS`, same names)."""
 
 DEFAULT_INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     name: spec.input_shape for name, spec in MODELS.items()
@@ -74,21 +74,21 @@ DEFAULT_INPUT_SHAPES: dict[str, tuple[int, ...]] = {
 """Per-example torch input shapes of the paper's models (used when ``input_shape`` is None)."""
 
 PREPROCESS: tuple[str, ...] = tuple(PREPROCESSORS)
-"""Names of the preprocessors (:data:`binarynet.preprocess.PREPROCESSORS`)."""
+"""Names of the preprocessors (:data:`binarynet.data.preprocess.PREPROCESSORS`)."""
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "shift-adamax")
-"""``torch.optim.Adam`` (the Theano code) or :class:`binarynet.optim.ShiftAdaMax` (Torch7)."""
+"""``torch.optim.Adam`` (the Theano code) or :class:`binarynet.training.optim.ShiftAdaMax` (Torch7)."""
 
 COMPUTE_DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
 """Dtype of the training matmuls; "auto" is resolved against the device by
-:func:`binarynet.train.resolve_compute_dtype`."""
+:func:`binarynet.training.trainer.resolve_compute_dtype`."""
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 """Where training runs; "auto" is CUDA when torch sees a GPU, else the CPU."""
 
 FLIP_AUGMENTABLE: tuple[str, ...] = ("cifar10",)
 """The datasets whose labels survive a horizontal flip, so that ``augment`` (random crops and
-flips, :mod:`binarynet.augment`) may be used on them. A mirrored digit (MNIST, SVHN) is another
+flips, :mod:`binarynet.training.augment`) may be used on them. A mirrored digit (MNIST, SVHN) is another
 symbol or none, so augmenting them would train on wrong labels."""
 
 

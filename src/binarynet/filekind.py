@@ -6,7 +6,7 @@ binarynet reads two kinds of model file, easy to mix up:
     a training checkpoint (``best.pt`` / ``last.pt`` of ``binarynet train``): a ``torch.save``
     zip archive. ``binarynet export``, ``summary`` and ``train --init-from`` take it.
 ``bnn``
-    a deployable ``.bnn`` model (:mod:`binarynet.bnnfile`): a safetensors file whose metadata
+    a deployable ``.bnn`` model (:mod:`binarynet.graph.bnnfile`): a safetensors file whose metadata
     holds the binarynet graph. ``binarynet eval``, ``summary`` and the engine take it.
 
 :func:`require` checks that a path is not a directory, nor the *other* kind, and otherwise
@@ -34,7 +34,7 @@ _WHAT = {
     CHECKPOINT: "a training checkpoint (torch.save, as binarynet train writes best.pt / last.pt)",
 }
 _TAKEN_BY = {
-    BNN: "binarynet eval, binarynet summary and binarynet.engine.load take it",
+    BNN: "binarynet eval, binarynet summary and binarynet.backends.engine.load take it",
     CHECKPOINT: "binarynet export turns it into a .bnn model; binarynet summary and "
     "binarynet train --init-from take it too",
 }

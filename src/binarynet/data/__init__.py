@@ -36,8 +36,8 @@ Example::
     svhn = load_svhn("data/svhn", extra=True)          # 598 388 / 6 000 / 26 032
 
 Preprocessing beyond the identity (global contrast normalisation, ZCA whitening, quantisation
-back to uint8) lives in :mod:`binarynet.preprocess`, training-time augmentation in
-:mod:`binarynet.augment`.
+back to uint8) lives in :mod:`binarynet.data.preprocess`, training-time augmentation in
+:mod:`binarynet.training.augment`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,8 @@
+"""QONNX: the graph as ONNX with QONNX's quantization ops and FINN's MultiThreshold (for FPGAs).
+
+Imports :mod:`binarynet.graph`, NumPy and ``onnx`` (optional extra); never torch or training.
+"""
+
+from binarynet.backends.qonnx.writer import QONNX_DOMAIN, export_qonnx, threshold_signs, to_qonnx
+
+__all__ = ["QONNX_DOMAIN", "export_qonnx", "threshold_signs", "to_qonnx"]

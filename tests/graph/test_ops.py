@@ -1,0 +1,127 @@
+"""binarynet.graph.ops: the op is the unit (roles, checks, sizes, costs, the visitor dispatch)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from binarynet.backends.engine import model as engine_model
+from binarynet.export import build_graph
+from binarynet.graph import bnnfile, ops
+from binarynet.graph.ops import OP_TYPES, Conv2d, Dense, GraphVisitor, LayerOp, Role
+from torch_cases import tiny_convnet, tiny_mlp
+
+
+def _graph(model, shape):
+    graph, tensors = build_graph(model, shape)
+    return graph, tensors, graph.infer(bnnfile.tensor_table(tensors))
+
+
+def test_every_op_type_has_a_role_and_a_visitor_method():
+    for name, cls in OP_TYPES.items():
+        assert isinstance(cls.role, Role), name
+        assert hasattr(GraphVisitor, f"visit_{name}"), name
+        assert (cls.role is Role.LAYER) == issubclass(cls, LayerOp), name
+
+
+def test_bnnfile_reexports_the_op_classes():
+    for name in ("Dense", "Conv2d", "MaxPool2d", "Threshold", "Scores", "Graph", "ValueInfo"):
+        assert getattr(bnnfile, name) is getattr(ops, name)
+
+
+def test_a_back_end_without_an_op_fails_loudly():
+    graph, _, _ = _graph(tiny_convnet(), (3, 4, 4))
+
+    class Partial(GraphVisitor[str]):
+        def visit_conv2d(self, op, *args):
+            return f"conv {op.out_channels}"
+
+    assert graph.ops[0].accept(Partial()) == "conv 4"
+    pool = graph.ops[1]
+    with pytest.raises(NotImplementedError, match=r"'maxpool2d' op .* not supported by Partial"):
+        pool.accept(Partial())
+
+
+def test_layer_ops_own_their_reduction_size_and_weight_layout():
+    graph, tensors, values = _graph(tiny_convnet(), (3, 4, 4))
+    layers = [(op, values[i]) for i, op in enumerate(graph.ops) if op.role is Role.LAYER]
+    (c1, x1), (c2, x2), (d3, x3) = layers
+    assert isinstance(c1, Conv2d) and isinstance(d3, Dense)
+    assert c1.reduction_size(x1) == 27 and c1.row_bits(x1) == 27  # u8: one row over all taps
+    assert c2.reduction_size(x2) == 36 and c2.row_bits(x2) == 4  # bits: a group per tap
+    assert d3.reduction_size(x3) == 20 and d3.row_bits(x3) == 5  # flattened [2, 2, 5] bits
+    assert c2.weight_signs(x2, tensors).shape == (5, 3, 3, 4)
+    assert d3.weight_signs(x3, tensors).shape == (10, 2, 2, 5)
+    total = sum(op.deployed_bytes(tensors) for op in graph.ops)
+    assert total == sum(t.nbytes for t in tensors.values())
+
+
+def test_op_value_checks():
+    graph, tensors, values = _graph(tiny_mlp(), (4, 4))
+    graph.check_values(values, tensors)
+    bad = dict(tensors)
+    dense = graph.ops[0]
+    bad[dense.weight] = tensors[dense.weight] | np.uint64(1 << 63)  # a padding bit (K = 16)
+    with pytest.raises(bnnfile.BNNFileError, match=r"op 0 \(dense, torch module '2'\).*padding"):
+        graph.check_values(values, bad)
+    scores = graph.ops[-1]
+    bad = dict(tensors)
+    bad[scores.scale] = np.full_like(tensors[scores.scale], np.inf)
+    with pytest.raises(bnnfile.BNNFileError, match="is not finite"):
+        graph.check_values(values, bad)
+
+
+def test_op_costs():
+    graph, tensors, values = _graph(tiny_mlp(), (4, 4))
+    costs = [op.cost(values[i], values[i + 1], tensors) for i, op in enumerate(graph.ops)]
+    assert [c.macs for c in costs] == [{"int8": 128}, {}, {"binary": 80}, {}]
+    assert [c.ops for c in costs] == [{}, {"threshold": 8}, {}, {"affine": 10}]
+    assert sum(c.deployed_bytes for c in costs) == 288
+    assert costs[1].activation == (32, 8)  # 8 ±1 values: float32, then one packed word
+
+
+def test_the_engine_planner_is_a_visitor_that_groups_by_role():
+    graph, tensors, values = _graph(tiny_convnet(), (3, 4, 4))
+    stages = engine_model._Planner(graph, values, tensors).plan()
+    assert [s.layer.type for s in stages] == ["conv2d", "conv2d", "dense"]
+    assert [len(s.pools) for s in stages] == [1, 0, 0]
+    assert [type(s.run).__name__ for s in stages] == ["_ConvU8", "_ConvBits", "_DenseBits"]
+    assert stages[0].run.workspace == 4 * 4 * 27  # the uint8 convolution's im2col patches
+    assert math.prod(stages[-1].y.shape) == 10
+
+
+def test_summary_of_a_model_that_cannot_be_deployed():
+    from torch import nn
+
+    from binarynet.analysis.summary import summary
+    from binarynet.training.nn import BinaryLinear
+
+    model = nn.Sequential(nn.Flatten(), BinaryLinear(16, 10), nn.BatchNorm1d(10))
+    with pytest.raises(ValueError, match=r"cannot be deployed.*FixedPointInput"):
+        summary(model, (4, 4))
+
+
+def test_graph_stages_follow_the_roles():
+    import dataclasses
+
+    graph, _, _ = _graph(tiny_convnet(), (3, 4, 4))
+    spans = graph.stages()
+    assert [(s.layer, s.pools, s.tail) for s in spans] == [(0, (1,), 2), (3, (), 4), (5, (), 6)]
+    assert [graph.ops[s.tail].role for s in spans] == [Role.ACTIVATION] * 2 + [Role.SCORES]
+    headless = dataclasses.replace(graph, ops=graph.ops[1:])  # starts with the pool
+    with pytest.raises(bnnfile.BNNFileError, match=r"op 0 \(maxpool2d.*\) does not follow a layer"):
+        headless.stages()
+    tailless = dataclasses.replace(graph, ops=graph.ops[:2])  # conv, pool, then nothing
+    with pytest.raises(bnnfile.BNNFileError, match="ends without an activation or scores"):
+        tailless.stages()
+
+
+def test_u8_offset_is_minus_zero_point_times_the_weight_sum():
+    graph, tensors, values = _graph(tiny_convnet(), (3, 4, 4))
+    conv = graph.ops[0]
+    w = np.where(conv.weight_signs(values[0], tensors), -1, 1).reshape(conv.outputs, -1)
+    for zp in (0, 128, 255):
+        want = -zp * w.sum(axis=1)
+        np.testing.assert_array_equal(conv.u8_offset(values[0], tensors, zp), want)
