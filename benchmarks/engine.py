@@ -557,11 +557,11 @@ def targets(results: dict) -> list[dict]:
             g1["torch fp32 F.linear"]["median_s"] / g1["engine bgemm"]["median_s"],
             12,
         )
-        # Issue 16 (AMX): 2.2·10¹² binary MAC/s on one thread. Beside it the register-only
+        # AMX's nominal rate: 2.2·10¹² binary MAC/s on one thread. Beside it the register-only
         # ceiling of TDPBSSD on loaded tiles, measured in the same rounds: no GEMM on the tiles
         # can pass it, so where it stays below the goal, the goal is out of reach on this machine.
         add(
-            "bgemm 1 thread, median (issue 16 goal)",
+            "bgemm 1 thread, median (AMX nominal rate)",
             g1["engine bgemm"]["gmacs_median"],
             2200,
             " GMAC/s",
@@ -604,11 +604,11 @@ def targets(results: dict) -> list[dict]:
             1,
         )
         add(
-            f"MLP batch 256, {t} thr: vs static int8 onednn (issue 16)",
+            f"MLP batch 256, {t} thr: vs static int8 onednn (goal: 2x)",
             ratio(r256, "torch static int8 onednn"),
             2,
         )
-        if "engine avx512" in r1:  # issue 16: the AMX default no slower than before it
+        if "engine avx512" in r1:  # the AMX default no slower than the avx512 kernel
             add(
                 f"MLP batch 1, {t} thr: vs the avx512 kernel (no slowdown)",
                 ratio(r1, "engine avx512"),

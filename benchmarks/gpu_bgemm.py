@@ -1,7 +1,8 @@
 """The paper's GPU comparison (Courbariaux et al. 2016, Section 4 and Figure 3) on this GPU.
 
 1. Matrix product of S×S by S×S ±1 matrices (S = 8192 as in the paper, and smaller):
-      binary      Triton XNOR-popcount kernel on packed int32 words (binarynet.backends.gpu.bgemm), the
+      binary      Triton XNOR-popcount kernel on packed int32 words (binarynet.backends.gpu.bgemm),
+      the
                   operands packed beforehand (the packing of the activations is timed apart:
                   ``pack`` column)
       binary+thr  the same with the fused threshold → packed output (the next layer's input)

@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import csource_targets as ct  # noqa: E402
 
 from binarynet import pretrained  # noqa: E402
-from binarynet.backends import c as csource
-from binarynet.backends import engine
-from binarynet.graph import bnnfile
+from binarynet.backends import c as csource  # noqa: E402
+from binarynet.backends import engine  # noqa: E402
+from binarynet.graph import bnnfile  # noqa: E402
 from mcu_baselines import emit_baseline  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

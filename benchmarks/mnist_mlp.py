@@ -17,9 +17,9 @@ batch 100) side by side, in interleaved rounds so that machine noise hits all of
 
 and reports the median time per step and per epoch (50 000 images), and which compute dtype
 ``--compute-dtype auto`` picks on this CPU. ``train`` runs the
-mnist-torch7 recipe with :class:`binarynet.training.trainer.Trainer` (resumable: rerun the same command
-after an interruption) and reports the test error at the best validation epoch, per-epoch errors
-and the wall time. Both print a table and write JSON to ``benchmarks/results/``.
+mnist-torch7 recipe with :class:`binarynet.training.trainer.Trainer` (resumable: rerun the same
+command after an interruption) and reports the test error at the best validation epoch, per-epoch
+errors and the wall time. Both print a table and write JSON to ``benchmarks/results/``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Random ``.bnn`` models, an independent NumPy interpreter of the format, and mutations.
 
-Shared by the property-based tests (``tests/graph/test_fuzz_bnn.py``, ``tests/backends/engine/test_engine_inputs.py``,
-hypothesis) and the coverage-guided fuzzer (``fuzz/fuzz_bnn.py``, atheris). Needs only NumPy,
-safetensors and :mod:`binarynet.graph.bnnfile`; never torch.
+Shared by the property-based tests (``tests/graph/test_fuzz_bnn.py``,
+``tests/backends/engine/test_engine_inputs.py``, hypothesis) and the coverage-guided fuzzer
+(``fuzz/fuzz_bnn.py``, atheris). Needs only NumPy, safetensors and :mod:`binarynet.graph`; never
+torch.
 
 - :func:`random_model` builds a *valid* graph + tensors from a :class:`Chooser` (hypothesis,
   atheris's FuzzedDataProvider or a NumPy generator decide the structure; a NumPy generator
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from binarynet.graph import bnnfile
+from binarynet.graph.values import InputSpec
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
@@ -86,7 +88,7 @@ class FdpChooser(Chooser):
 
 
 # --------------------------------------------------------------------------------------------
-# Packing (independent of bnnfile.pack_bits and of the compiled packer)
+# Packing (independent of pack_bits and of the compiled packer)
 # --------------------------------------------------------------------------------------------
 
 
@@ -173,7 +175,7 @@ def random_model(
     else:
         shape = (ch.integer(1, max_side), ch.integer(1, max_side), ch.pick((1, 3, 4, 65)))
     zero_point = ch.pick((0, 1, 127, 128, 255, ch.integer(0, 255)))
-    spec = bnnfile.InputSpec(shape, zero_point, 2.0 ** ch.integer(-9, 2))
+    spec = InputSpec(shape, zero_point, 2.0 ** ch.integer(-9, 2))
     mult = max(zero_point, 255 - zero_point)
     style = ch.pick(NAME_STYLES)
     tensors: dict[str, np.ndarray] = {}
@@ -734,8 +736,8 @@ def check_file(
     on_loaded: Callable[[Any], None] | None = None,
 ) -> bool:
     """The fuzzing property for one file: :func:`binarynet.backends.engine.load` either raises
-    :class:`binarynet.graph.bnnfile.BNNFileError` with a message, or returns a model whose scores and
-    pre-activations equal :func:`reference`'s bit for bit with every kernel in ``kernels``
+    :class:`binarynet.graph.bnnfile.BNNFileError` with a message, or returns a model whose scores
+    and pre-activations equal :func:`reference`'s bit for bit with every kernel in ``kernels``
     (default: the best one). Returns whether the file loaded. Any other exception propagates."""
     from binarynet.backends import engine
 
@@ -746,7 +748,7 @@ def check_file(
         return False
     if on_loaded is not None:
         on_loaded(model)
-    graph = model.graph.to_json()
+    graph = bnnfile.graph_to_json(model.graph)
     tensors = model._tensors
     rng = np.random.default_rng(seed)
     x = random_input(rng, model.input_shape, batch)

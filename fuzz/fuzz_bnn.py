@@ -2,8 +2,8 @@
 """Coverage-guided fuzzing of the ``.bnn`` loader and the engine behind it (atheris/libFuzzer).
 
 The property is the one of ``tests/graph/test_fuzz_bnn.py`` (``bnn_models.check_file``): any input
-file either makes :func:`binarynet.backends.engine.load` raise ``BNNFileError``, or loads into a model
-whose scores and pre-activations equal the NumPy reference interpreter bit for bit. Anything
+file either makes :func:`binarynet.backends.engine.load` raise ``BNNFileError``, or loads into a
+model whose scores and pre-activations equal the NumPy reference interpreter bit for bit. Anything
 else (another exception, a failed comparison) is a crash: libFuzzer stops and writes the input
 to ``crash-<sha1>``; a run over ``-timeout`` seconds is a hang; over ``-rss_limit_mb``, a
 memory blow-up. Under ``tools/sanitize.sh`` the compiled kernels are built with
@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 with atheris.instrument_imports(include=["binarynet"]):  # first: before anything imports it
     from binarynet.backends import engine  # noqa: F401  (instrumented for coverage)
-    from binarynet.graph import bnnfile
 
 import bnn_models as bm  # not instrumented: atheris's comparison hook keeps NumPy arrays alive
 import numpy as np

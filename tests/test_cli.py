@@ -1,4 +1,4 @@
-"""The command line as a user meets it (issue 17): every mistake is one line on stderr with exit
+"""The command line as a user meets it: every mistake is one line on stderr with exit
 status 2 and leaves the files as they were; --resume, --device, --download, --version, help."""
 
 from __future__ import annotations

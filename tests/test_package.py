@@ -20,13 +20,14 @@ def _run(code: str) -> str:
 def test_public_names_load_on_attribute_access():
     """The short public names are the modules of the subpackages, imported on first use."""
     import binarynet.backends.engine
+    import binarynet.deploy
     import binarynet.training.models
     import binarynet.training.nn
 
     assert binarynet.models is binarynet.training.models
     assert binarynet.nn.BinaryLinear is binarynet.training.nn.BinaryLinear
     assert binarynet.engine is binarynet.backends.engine
-    assert binarynet.export_c is binarynet.backends.c.export_c
+    assert binarynet.export_c is binarynet.deploy.export_c
     assert {"models", "engine", "training", "graph", "backends"} <= set(dir(binarynet))
 
 

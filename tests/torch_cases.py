@@ -22,11 +22,11 @@ from binarynet.export import export
 from binarynet.training.losses import square_hinge_loss
 from binarynet.training.models import cifar10_convnet, mnist_mlp
 from binarynet.training.nn import (
-    ExactBatchNorm1d,
-    ExactBatchNorm2d,
     BinaryActivation,
     BinaryConv2d,
     BinaryLinear,
+    ExactBatchNorm1d,
+    ExactBatchNorm2d,
     FixedPointInput,
     ShiftBatchNorm1d,
     ShiftBatchNorm2d,
@@ -248,7 +248,6 @@ CASES = [
     for state in states
     for bn in ("std", "shift")
 ]
-
 
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:

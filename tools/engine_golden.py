@@ -30,11 +30,11 @@ def make(out: Path) -> None:
     from binarynet.export import export
     from binarynet.training.models import cifar10_convnet, mnist_mlp
     from binarynet.training.nn import (
-        ExactBatchNorm1d,
-        ExactBatchNorm2d,
         BinaryActivation,
         BinaryConv2d,
         BinaryLinear,
+        ExactBatchNorm1d,
+        ExactBatchNorm2d,
         FixedPointInput,
     )
 
@@ -43,8 +43,9 @@ def make(out: Path) -> None:
     gen = np.random.default_rng(0)
 
     def odd_convnet() -> torch.nn.Sequential:
-        # tests/backends/engine/test_engine.py's odd_convnet: 3×15×13 inputs, 70 channels (two words), bias,
-        # pools on integers and on bits, a strided non-square conv, a 1×1 conv, 7 classes.
+        # tests/backends/engine/test_engine.py's odd_convnet: 3×15×13 inputs, 70 channels (two
+        # words), bias, pools on integers and on bits, a strided non-square conv, a 1×1 conv, 7
+        # classes.
         nn = torch.nn
         return nn.Sequential(
             FixedPointInput(),

@@ -1,7 +1,7 @@
 """Build the training checkpoints in ``tests/fixtures/`` that pin the checkpoint → ``.bnn`` path.
 
-``tests/test_checkpoint_fixtures.py`` exports each fixture and compares the SHA-256 of the
-``.bnn`` bytes with the digest recorded when the fixture was made, so that a refactoring of the
+``tests/training/test_checkpoint.py`` exports each fixture and compares the SHA-256 of the
+``.bnn`` bytes with the digest recorded when the fixture was made, so that a change to the
 checkpoint, export or model code that changes one bit of a deployed model fails a test. The
 fixtures are real ``best.pt`` files of ``binarynet train`` runs, kept small (tens of KB):
 

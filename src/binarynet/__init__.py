@@ -33,8 +33,8 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "data": ("binarynet.data", None),
     "export": ("binarynet.export", None),
     "engine": ("binarynet.backends.engine", None),
-    "export_c": ("binarynet.backends.c", "export_c"),
-    "export_qonnx": ("binarynet.backends.qonnx", "export_qonnx"),
+    "export_c": ("binarynet.deploy", "export_c"),
+    "export_qonnx": ("binarynet.deploy", "export_qonnx"),
     "summary": ("binarynet.analysis.summary", None),
     "summarize": ("binarynet.analysis.summary", "summary"),
 }

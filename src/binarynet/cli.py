@@ -403,7 +403,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.format == "qonnx":
         return _cmd_export_qonnx(args)
     if args.format == "c":
-        from binarynet.backends.c import export_c
+        from binarynet.deploy import export_c
 
         source, paths = export_c(args.model, args.out, args.name)
         print(
@@ -428,19 +428,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_export_qonnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from binarynet import filekind
-    from binarynet.backends.qonnx.writer import export_qonnx, to_qonnx
+    from binarynet.deploy import export_qonnx
 
-    path = Path(args.model)
-    if not path.is_file() or filekind.sniff(path) != filekind.CHECKPOINT:  # bnnfile.load checks
-        proto = export_qonnx(path, args.out)
-    else:  # exported in memory, as binarynet summary does
-        from binarynet.atomic import atomic_write_bytes
-        from binarynet.export import checkpoint_graph
-
-        proto = to_qonnx(*checkpoint_graph(path))
-        data = proto.SerializeToString()
-        atomic_write_bytes(args.out, lambda f: f.write(data))
+    proto = export_qonnx(args.model, args.out)
     ops = sorted({node.op_type for node in proto.graph.node})
     shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     print(
@@ -578,7 +568,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         help="latency, throughput and memory of a .bnn model (or of the binary GEMM) on this CPU",
         description="Time a .bnn model on the engine (no torch): per batch size and thread count, "
         "the median and 90th-percentile latency over timed calls after a warm-up, the throughput, "
-        "the kernel variant and the peak memory (binarynet.analysis.bench says how it is measured). "
+        "the kernel variant and the peak memory (binarynet.analysis.bench says how it is "
+        "measured). "
         "With --gemm M N K instead of a model: the raw binary GEMM, in binary MAC/s.",
     )
     p.add_argument(

@@ -41,7 +41,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model of :mod:`binarynet.training.models` as the rest of the package sees it, without torch.
+    """A model of :mod:`binarynet.training.models` as the rest of the package sees it, without
+    torch.
 
     Attributes:
         input_shape: the per-example torch input shape of uint8 images it takes by default:
@@ -66,7 +67,8 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "svhn-convnet": ModelSpec(input_shape=(3, 32, 32), options=_BN_OPTIONS),
 }
-"""The paper's models by name (their builders: :data:`binarynet.training.models.MODELS`, same names)."""
+"""The paper's models by name (their builders: :data:`binarynet.training.models.MODELS`, same
+names)."""
 
 DEFAULT_INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     name: spec.input_shape for name, spec in MODELS.items()
@@ -77,7 +79,8 @@ PREPROCESS: tuple[str, ...] = tuple(PREPROCESSORS)
 """Names of the preprocessors (:data:`binarynet.data.preprocess.PREPROCESSORS`)."""
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "shift-adamax")
-"""``torch.optim.Adam`` (the Theano code) or :class:`binarynet.training.optim.ShiftAdaMax` (Torch7)."""
+"""``torch.optim.Adam`` (the Theano code) or :class:`binarynet.training.optim.ShiftAdaMax`
+(Torch7)."""
 
 COMPUTE_DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
 """Dtype of the training matmuls; "auto" is resolved against the device by
@@ -88,8 +91,8 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 
 FLIP_AUGMENTABLE: tuple[str, ...] = ("cifar10",)
 """The datasets whose labels survive a horizontal flip, so that ``augment`` (random crops and
-flips, :mod:`binarynet.training.augment`) may be used on them. A mirrored digit (MNIST, SVHN) is another
-symbol or none, so augmenting them would train on wrong labels."""
+flips, :mod:`binarynet.training.augment`) may be used on them. A mirrored digit (MNIST, SVHN) is
+another symbol or none, so augmenting them would train on wrong labels."""
 
 
 @dataclass

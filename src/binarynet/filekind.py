@@ -21,7 +21,7 @@ import os
 import struct
 from pathlib import Path
 
-__all__ = ["BNN", "CHECKPOINT", "require", "sniff"]
+__all__ = ["BNN", "CHECKPOINT", "model_kind", "require", "sniff"]
 
 BNN = "bnn"
 CHECKPOINT = "checkpoint"
@@ -58,6 +58,17 @@ def sniff(path: str | os.PathLike[str]) -> str:
     if not header.startswith(b"{"):
         return "other"
     return BNN if b'"binarynet"' in header else "safetensors"
+
+
+def model_kind(path: str | os.PathLike[str]) -> str:
+    """:data:`BNN` or :data:`CHECKPOINT`: which loader a model file goes to. Its first bytes
+    decide when they are either kind's; a damaged or foreign file goes by its suffix
+    (``.pt`` / ``.pth``: a checkpoint, else a ``.bnn``), so that its loader says precisely what
+    is wrong with it."""
+    found = sniff(path)
+    if found in (BNN, CHECKPOINT):
+        return found
+    return CHECKPOINT if Path(path).suffix in (".pt", ".pth") else BNN
 
 
 def require(path: str | os.PathLike[str], kind: str, what: str) -> Path:

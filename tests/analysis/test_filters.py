@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
 from binarynet.analysis.filters import (
-    latent_signs,
     layer_repetitions,
     mean_repetitions,
     model_repetitions,
-    sign_flip_fractions,
 )
 from binarynet.export import export
 from binarynet.graph import bnnfile
@@ -115,20 +111,3 @@ def test_torch_and_bnn_agree(tmp_path):
     )
     assert from_torch == from_file == model_repetitions(bnnfile.load(path))
     assert model_repetitions(mnist_mlp(8, 1)) == []
-
-
-def test_sign_flips():
-    torch.manual_seed(0)
-    model = mnist_mlp(hidden=8, depth=1, in_features=16)
-    before = latent_signs(model)
-    assert sorted(before) == ["2", "5"]
-    assert before["2"].shape == (8, 16) and before["2"].dtype == bool
-    with torch.no_grad():
-        model[2].weight[:2].neg_()  # flip 2 rows of 16: 32 of 128 signs (no exact zeros)
-    flips = sign_flip_fractions(before, latent_signs(model))
-    assert flips == {"2": 32 / 128, "5": 0.0}
-    with pytest.raises(ValueError, match="different layers"):
-        sign_flip_fractions(before, {"2": before["2"]})
-    with pytest.raises(ValueError, match="shapes differ"):
-        sign_flip_fractions({"a": np.zeros(3, bool)}, {"a": np.zeros(4, bool)})
-    assert math.isclose(sum(flips.values()), 0.25)

@@ -1,4 +1,5 @@
-"""binarynet.analysis.summary: counts against hand-computed values, agreement with the .bnn export."""
+"""binarynet.analysis.summary: counts against hand-computed values, agreement with the .bnn
+export."""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ from binarynet.training.nn import (
 from torch_cases import randomise_bn, tiny_convnet, tiny_mlp
 
 FLOAT_MAC = ENERGY_PJ["float32_mult"] + ENERGY_PJ["float32_add"]
-
-
 
 
 def test_tiny_mlp_by_hand():

@@ -8,8 +8,8 @@ message names the damaged file (and the archive member), or returns well-formed 
 another exception, a hang or a huge allocation. For IDX, what it returns must equal an
 independent parse of the bytes.
 
-The hand-written cases of ``tests/data/test_data.py`` and ``tests/data/test_data_cifar_svhn.py`` test
-each message; this file checks that *no* damage escapes them. ``BINARYNET_FUZZ_EXAMPLES``
+The hand-written cases of ``tests/data/test_data.py`` and ``tests/data/test_data_cifar_svhn.py``
+test each message; this file checks that *no* damage escapes them. ``BINARYNET_FUZZ_EXAMPLES``
 scales the number of examples (default 100 per test).
 """
 

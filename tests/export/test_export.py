@@ -24,15 +24,16 @@ from binarynet.data import mnist_sample
 from binarynet.data.preprocess import STATE_VERSION, PixelScaling, load_preprocessor
 from binarynet.export import ExportError, build_graph, export, threshold_interval
 from binarynet.graph import bnnfile
-from binarynet.graph.bnnfile import INT32_MAX, INT32_MIN, BNNFileError
+from binarynet.graph.bnnfile import BNNFileError
+from binarynet.graph.values import INT32_MAX, INT32_MIN, unpack_bits
 from binarynet.training.checkpoint import preprocessor_state_to_torch, save_checkpoint
 from binarynet.training.models import cifar10_convnet, mnist_mlp
 from binarynet.training.nn import (
-    ExactBatchNorm1d,
-    ExactBatchNorm2d,
     BinaryActivation,
     BinaryConv2d,
     BinaryLinear,
+    ExactBatchNorm1d,
+    ExactBatchNorm2d,
     FixedPointInput,
     ShiftBatchNorm1d,
 )
@@ -160,7 +161,7 @@ def test_mlp_graph_and_packed_weights(tmp_path: Path) -> None:
         expected = _kernels.pack_signs(binarize(layer.weight.detach()).numpy())
         assert packed.dtype == np.uint64 and np.array_equal(packed, expected)
         negative = layer.weight.detach().numpy() < 0
-        assert np.array_equal(bnnfile.unpack_bits(packed, layer.in_features), negative)
+        assert np.array_equal(unpack_bits(packed, layer.in_features), negative)
     # The flat input [N, 784] is the same model.
     assert build_graph(model, (784,))[0].input.layout == "NF"
 
@@ -172,7 +173,7 @@ def test_sign_of_zero_weights_is_plus_one(tmp_path: Path) -> None:
         first[:, :100] = 0.0
         first[:, 100:200] = -0.0
     _, tensors = build_graph(model)
-    bits = bnnfile.unpack_bits(tensors["op0.weight"], 784)
+    bits = unpack_bits(tensors["op0.weight"], 784)
     assert not bits[:, :200].any()
     assert np.array_equal(bits[:, 200:], first[:, 200:].detach().numpy() < 0)
 
@@ -197,11 +198,11 @@ def test_flatten_permutes_columns_to_hwc_with_per_position_padding() -> None:
     assert conv_w.shape == (5, 1)  # u8 input: taps (i, j, c) packed flat, 18 bits
     conv = model[1].weight.detach()
     taps = conv.permute(0, 2, 3, 1).reshape(5, 18).numpy() < 0
-    assert np.array_equal(bnnfile.unpack_bits(conv_w, 18), taps)
+    assert np.array_equal(unpack_bits(conv_w, 18), taps)
     dense_w = tensors["op2.weight"]
     assert dense_w.shape == (4, 3, 2, 1)
     torch_w = model[5].weight.detach().numpy() < 0  # [4, 30], columns (c, h, w)
-    bits = bnnfile.unpack_bits(dense_w, 5)  # [4, 3, 2, 5]
+    bits = unpack_bits(dense_w, 5)  # [4, 3, 2, 5]
     for h in range(3):
         for w in range(2):
             for c in range(5):
@@ -248,7 +249,9 @@ def _bad_models() -> list[tuple[nn.Module, str, dict]]:
             {},
         ),
         (
-            mlp(ExactBatchNorm1d(16), BinaryActivation(), BinaryLinear(15, 10), ExactBatchNorm1d(10)),
+            mlp(
+                ExactBatchNorm1d(16), BinaryActivation(), BinaryLinear(15, 10), ExactBatchNorm1d(10)
+            ),
             "in_features=15, but its input has 16 features",
             {},
         ),

@@ -1,8 +1,8 @@
 """Property-based fuzzing of the ``.bnn`` loader and the engine behind it (hypothesis).
 
 A model file is untrusted input to a C++ engine. The property, for any bytes at all: loading
-either raises :class:`binarynet.graph.bnnfile.BNNFileError` (a ``ValueError``) with a message, or gives
-a model whose scores and integer pre-activations equal an independent NumPy interpreter of the
+either raises :class:`binarynet.graph.bnnfile.BNNFileError` (a ``ValueError``) with a message, or
+gives a model whose scores and integer pre-activations equal an independent NumPy interpreter of the
 format (``fuzz/bnn_models.py``) bit for bit — never another exception, a crash, a hang or a
 wrong answer. The inputs:
 
@@ -114,7 +114,7 @@ def test_random_valid_models_match_the_reference(data) -> None:
     path = _write(b"")
     try:
         bnnfile.save(path, graph, tensors)
-        assert bnnfile.load(path).graph == bnnfile.Graph.from_json(graph)
+        assert bnnfile.load(path).graph == bnnfile.graph_from_json(graph)
     finally:
         path.unlink()
 

@@ -10,7 +10,10 @@ import pytest
 from binarynet.backends.engine import model as engine_model
 from binarynet.export import build_graph
 from binarynet.graph import bnnfile, ops
-from binarynet.graph.ops import OP_TYPES, Conv2d, Dense, GraphVisitor, LayerOp, Role
+from binarynet.graph.graph import Graph
+from binarynet.graph.ops import OP_TYPES, Conv2d, Dense, LayerOp, Role
+from binarynet.graph.values import GraphError
+from binarynet.graph.visitor import GraphVisitor
 from torch_cases import tiny_convnet, tiny_mlp
 
 
@@ -26,22 +29,42 @@ def test_every_op_type_has_a_role_and_a_visitor_method():
         assert (cls.role is Role.LAYER) == issubclass(cls, LayerOp), name
 
 
-def test_bnnfile_reexports_the_op_classes():
-    for name in ("Dense", "Conv2d", "MaxPool2d", "Threshold", "Scores", "Graph", "ValueInfo"):
-        assert getattr(bnnfile, name) is getattr(ops, name)
+def test_the_file_format_owns_its_names_and_graph_errors_are_value_errors():
+    for name in ("FORMAT", "VERSION", "BNNFileError"):
+        assert hasattr(bnnfile, name) and not hasattr(ops, name), name
+    assert issubclass(bnnfile.BNNFileError, GraphError) and issubclass(GraphError, ValueError)
+    with pytest.raises(GraphError, match="'ops' must be a list"):
+        Graph.from_json(
+            {
+                "input": {
+                    "layout": "NF",
+                    "shape": [3],
+                    "dtype": "uint8",
+                    "zero_point": 128,
+                    "scale": 2**-7,
+                },
+                "num_classes": 2,
+                "ops": [],
+            }
+        )
+    with pytest.raises(bnnfile.BNNFileError, match="not a binarynet model"):
+        bnnfile.graph_from_json({"format": "onnx"})
 
 
 def test_a_back_end_without_an_op_fails_loudly():
     graph, _, _ = _graph(tiny_convnet(), (3, 4, 4))
 
     class Partial(GraphVisitor[str]):
-        def visit_conv2d(self, op, *args):
-            return f"conv {op.out_channels}"
+        def visit_conv2d(self, op, x, y):
+            return f"conv {op.out_channels}: {x.describe()} -> {y.describe()}"
 
-    assert graph.ops[0].accept(Partial()) == "conv 4"
+    values = graph.infer(bnnfile.tensor_table(_graph(tiny_convnet(), (3, 4, 4))[1]))
+    assert (
+        graph.ops[0].accept(Partial(), values[0], values[1]) == "conv 4: u8[4×4×3] -> int32[4×4×4]"
+    )
     pool = graph.ops[1]
     with pytest.raises(NotImplementedError, match=r"'maxpool2d' op .* not supported by Partial"):
-        pool.accept(Partial())
+        pool.accept(Partial(), values[1], values[2])
 
 
 def test_layer_ops_own_their_reduction_size_and_weight_layout():
@@ -64,12 +87,12 @@ def test_op_value_checks():
     bad = dict(tensors)
     dense = graph.ops[0]
     bad[dense.weight] = tensors[dense.weight] | np.uint64(1 << 63)  # a padding bit (K = 16)
-    with pytest.raises(bnnfile.BNNFileError, match=r"op 0 \(dense, torch module '2'\).*padding"):
+    with pytest.raises(GraphError, match=r"op 0 \(dense, torch module '2'\).*padding"):
         graph.check_values(values, bad)
     scores = graph.ops[-1]
     bad = dict(tensors)
     bad[scores.scale] = np.full_like(tensors[scores.scale], np.inf)
-    with pytest.raises(bnnfile.BNNFileError, match="is not finite"):
+    with pytest.raises(GraphError, match="is not finite"):
         graph.check_values(values, bad)
 
 
@@ -111,10 +134,10 @@ def test_graph_stages_follow_the_roles():
     assert [(s.layer, s.pools, s.tail) for s in spans] == [(0, (1,), 2), (3, (), 4), (5, (), 6)]
     assert [graph.ops[s.tail].role for s in spans] == [Role.ACTIVATION] * 2 + [Role.SCORES]
     headless = dataclasses.replace(graph, ops=graph.ops[1:])  # starts with the pool
-    with pytest.raises(bnnfile.BNNFileError, match=r"op 0 \(maxpool2d.*\) does not follow a layer"):
+    with pytest.raises(GraphError, match=r"op 0 \(maxpool2d.*\) does not follow a layer"):
         headless.stages()
     tailless = dataclasses.replace(graph, ops=graph.ops[:2])  # conv, pool, then nothing
-    with pytest.raises(bnnfile.BNNFileError, match="ends without an activation or scores"):
+    with pytest.raises(GraphError, match="ends without an activation or scores"):
         tailless.stages()
 
 

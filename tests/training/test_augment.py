@@ -1,5 +1,5 @@
-"""Tests of binarynet.training.augment: random crops of the padded image and horizontal flips. All on
-synthetic data (fast)."""
+"""Tests of binarynet.training.augment: random crops of the padded image and horizontal flips. All
+on synthetic data (fast)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Tests of binarynet.training.checkpoint: the format, its one reader, and checkpoints saved before a
-change that must export to the same bytes after it.
+"""Tests of binarynet.training.checkpoint: the format, its one reader, and checkpoints saved before
+a change that must export to the same bytes after it.
 
 The fixtures in ``tests/fixtures/`` are ``best.pt`` files of two tiny training runs
 (``tools/make_checkpoint_fixtures.py``). Each was exported when it was made; the SHA-256 of
@@ -82,7 +82,7 @@ def file_sha256(path: Path) -> str:
 def content_sha256(path: Path) -> str:
     """SHA-256 of a ``.bnn`` file's graph (less the version strings) and tensors."""
     model = bnnfile.load(path)
-    graph = model.graph.to_json()
+    graph = bnnfile.graph_to_json(model.graph)
     graph["provenance"] = {k: v for k, v in graph["provenance"].items() if k not in VERSION_KEYS}
     h = hashlib.sha256(json.dumps(graph, sort_keys=True, separators=(",", ":")).encode())
     for name in sorted(model.tensors):

@@ -10,10 +10,10 @@ from binarynet.training.models import (
     svhn_convnet,
 )
 from binarynet.training.nn import (
-    ExactBatchNorm1d,
     BinaryActivation,
     BinaryConv2d,
     BinaryLinear,
+    ExactBatchNorm1d,
     ShiftBatchNorm1d,
     ShiftBatchNorm2d,
     binary_layers,

@@ -6,11 +6,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from binarynet.training.nn import (
-    ExactBatchNorm1d,
-    ExactBatchNorm2d,
     BinaryActivation,
     BinaryConv2d,
     BinaryLinear,
+    ExactBatchNorm1d,
+    ExactBatchNorm2d,
     FixedPointInput,
     ShiftBatchNorm1d,
     ShiftBatchNorm2d,

@@ -324,8 +324,8 @@ def test_signal_during_evaluation_stops_at_the_epoch_boundary(tmp_path, small_sp
 
 
 def test_init_from_starts_a_new_run_from_another_runs_model(tmp_path, small_splits):
-    from binarynet.analysis.filters import latent_signs
     from binarynet.training.checkpoint import load_checkpoint
+    from binarynet.training.sign_flips import latent_signs
 
     Trainer(tiny_config(epochs=1), small_splits, tmp_path / "first", progress=False).run()
     first = load_checkpoint(tmp_path / "first" / "best.pt")["model_state"]

@@ -1,4 +1,4 @@
-"""Filter repetitions in binary convolutions, and sign flips of latent weights.
+"""Filter repetitions in binary convolutions (Section 3 of the paper).
 
 A binary convolution has weights W_b = sign(W) ∈ {−1, +1}^{O×C×k_h×k_w}. Section 3 of the paper
 ("Exploiting filter repetitions", and the caption of its Figure 2) observes that binary k×k
@@ -28,16 +28,13 @@ layer (N = 256 up to sign) cannot exceed 50 % and random signs already give 43 %
 
 :func:`layer_repetitions` takes sign patterns as NumPy arrays (no torch);
 :func:`model_repetitions` reads them from a torch model or from a ``.bnn`` file.
-
-:func:`latent_signs` and :func:`sign_flip_fractions` measure how many latent weights change sign
-between two snapshots (for example the ends of two epochs), which :mod:`binarynet.training.plots` draws.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,11 +43,9 @@ import numpy as np
 __all__ = [
     "PAPER_UNIQUE_2D_SIGN",
     "FilterRepetitions",
-    "latent_signs",
     "layer_repetitions",
     "mean_repetitions",
     "model_repetitions",
-    "sign_flip_fractions",
 ]
 
 PAPER_UNIQUE_2D_SIGN = 0.42
@@ -220,9 +215,9 @@ def _bnn_conv_signs(bnn: Any) -> list[tuple[str, np.ndarray]]:
 def model_repetitions(model: Any) -> list[FilterRepetitions]:
     """Repetition counts of every binary convolution of ``model``.
 
-    ``model``: a torch model (its :class:`~binarynet.training.nn.BinaryConv2d` layers, in module order),
-    a loaded :class:`binarynet.graph.bnnfile.BNNFile`, or the path of a ``.bnn`` file (read without
-    torch).
+    ``model``: a torch model (its :class:`~binarynet.training.nn.BinaryConv2d` layers, in module
+    order), a loaded :class:`binarynet.graph.bnnfile.BNNFile`, or the path of a ``.bnn`` file (read
+    without torch).
     """
     if isinstance(model, (str, os.PathLike)):
         from binarynet.graph import bnnfile
@@ -237,42 +232,3 @@ def model_repetitions(model: Any) -> list[FilterRepetitions]:
             f"expected a torch model, a BNNFile or a .bnn path, got {type(model).__name__}"
         )
     return [layer_repetitions(neg, name) for name, neg in layers]
-
-
-# --------------------------------------------------------------------------------------------
-# Sign flips of latent weights
-# --------------------------------------------------------------------------------------------
-
-
-def latent_signs(model: Any) -> dict[str, np.ndarray]:
-    """{layer name: booleans, True where the latent weight is negative} for every binary layer
-    of a torch model (:class:`~binarynet.training.nn.BinaryLinear` and :class:`~binarynet.training.nn.BinaryConv2d`),
-    i.e. the bits of sign(W) that the forward pass uses (sign(0) = +1)."""
-    from binarynet.training.nn import BinaryConv2d, BinaryLinear
-
-    return {
-        name: (module.weight.detach() < 0).cpu().numpy()
-        for name, module in model.named_modules()
-        if isinstance(module, (BinaryLinear, BinaryConv2d))
-    }
-
-
-def sign_flip_fractions(
-    before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]
-) -> dict[str, float]:
-    """Per layer, the fraction of binary weights whose sign differs between two snapshots of
-    :func:`latent_signs`: |{i : s_i ≠ s'_i}| / n. Layers must match in name and shape."""
-    if set(before) != set(after):
-        raise ValueError(
-            f"the snapshots name different layers: {sorted(before)} vs {sorted(after)}"
-        )
-    out = {}
-    for name, a in before.items():
-        b = after[name]
-        if np.shape(a) != np.shape(b):
-            raise ValueError(
-                f"layer {name!r}: shapes differ between snapshots, {np.shape(a)} vs {np.shape(b)}"
-            )
-        n = math.prod(np.shape(a))
-        out[name] = float(np.count_nonzero(np.asarray(a) != np.asarray(b)) / n) if n else 0.0
-    return out

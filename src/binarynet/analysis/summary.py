@@ -82,6 +82,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from binarynet import filekind
 from binarynet.analysis.filters import FilterRepetitions, mean_repetitions
 from binarynet.graph.ops import OpCost, Role
 
@@ -472,8 +473,8 @@ def _cost_row(cost: OpCost) -> dict[str, Any]:
 def _torch_layers(model: Any, input_shape: tuple[int, ...]) -> list[LayerSummary]:
     """One row per leaf module. A model with binarynet binary layers is exported in memory
     (:func:`binarynet.export.build_graph`) and its deployed facts (bits, bytes, MACs, other
-    operations, packed activations) are the graph's ops' :meth:`~binarynet.graph.ops.Op.cost`, mapped
-    back to the modules by the ops' ``source``; the modules give what only torch knows
+    operations, packed activations) are the graph's ops' :meth:`~binarynet.graph.ops.Op.cost`,
+    mapped back to the modules by the ops' ``source``; the modules give what only torch knows
     (trainable parameters with the batch-norm γ and β, float32 bytes, output shapes)."""
     from binarynet.training.nn import BinaryConv2d, BinaryLinear
 
@@ -640,16 +641,6 @@ def _bnn_layers(bnn: Any) -> list[LayerSummary]:
 # --------------------------------------------------------------------------------------------
 
 
-def _is_bnn_path(path: Path) -> bool:
-    if path.suffix == ".bnn":
-        return True
-    if path.suffix in (".pt", ".pth"):
-        return False
-    with path.open("rb") as f:
-        head = f.read(4)
-    return head != b"PK\x03\x04"  # torch.save writes a zip archive
-
-
 def _preprocess_bytes(preprocessor: Any) -> int:
     if preprocessor is None or not hasattr(preprocessor, "state_dict"):
         return 0
@@ -702,7 +693,7 @@ def _from_checkpoint(
 
 def _from_bnn(bnn: Any, filters: bool, name: str | None, file_bytes: int | None) -> Summary:
     from binarynet.analysis.filters import model_repetitions
-    from binarynet.graph.bnnfile import PREPROCESS_PREFIX
+    from binarynet.graph.graph import PREPROCESS_PREFIX
 
     prov = bnn.graph.provenance
     label = name or f"{prov.get('model', 'model')} {prov.get('model_kwargs') or ''}".strip()
@@ -771,7 +762,7 @@ def _summary(
             raise ValueError(f"model file {path} is a directory; expected a .bnn or a checkpoint")
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-        if _is_bnn_path(path):
+        if filekind.model_kind(path) == filekind.BNN:
             from binarynet.graph import bnnfile
 
             bnn = bnnfile.load(path)

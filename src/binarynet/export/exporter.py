@@ -1,16 +1,17 @@
-"""Export: a trained torch model → a ``.bnn`` file that :mod:`binarynet.backends.engine` runs bit-exactly.
+"""Export: a trained torch model → a ``.bnn`` file that :mod:`binarynet.backends.engine` runs
+bit-exactly.
 
 This is the only module that knows both worlds (torch and the file format of
-:mod:`binarynet.graph.bnnfile`). It walks an ``nn.Sequential`` of :mod:`binarynet.training.nn` layers in
-evaluation mode and writes, per layer, packed sign bits and integer thresholds.
+:mod:`binarynet.graph.bnnfile`). It walks an ``nn.Sequential`` of :mod:`binarynet.training.nn`
+layers in evaluation mode and writes, per layer, packed sign bits and integer thresholds.
 
 The maths
 ---------
 **Integer pre-activations.** A binary layer's torch output is an exact integer y (a sum of ±1
 products; float32 sums of integers are exact below 2²⁴). The first layer takes
-x = (p − zp)·2⁻⁷ from :class:`~binarynet.training.nn.FixedPointInput`; its torch output is 2⁻⁷·s with the
-integer s = Σ (pᵢ − zp)·wᵢ = Σ pᵢwᵢ − zp·Σwᵢ (every partial sum is a multiple of 2⁻⁷ below 2¹⁷,
-exact in float32). Zero padding of x is a pixel equal to zp, which contributes 0 to s. The file
+x = (p − zp)·2⁻⁷ from :class:`~binarynet.training.nn.FixedPointInput`; its torch output is 2⁻⁷·s
+with the integer s = Σ (pᵢ − zp)·wᵢ = Σ pᵢwᵢ − zp·Σwᵢ (every partial sum is a multiple of 2⁻⁷ below
+2¹⁷, exact in float32). Zero padding of x is a pixel equal to zp, which contributes 0 to s. The file
 stores layers in terms of y (or s); the engine computes Σ pᵢwᵢ on the bit planes of p and folds
 −zp·Σwᵢ. With ``input_scale`` = 2⁻⁷ for the first layer and 1 otherwise, the torch value is
 y·input_scale, exactly.
@@ -69,27 +70,24 @@ from torch import nn
 
 import binarynet
 from binarynet.config import DEFAULT_INPUT_SHAPES
-from binarynet.graph import bnnfile
-from binarynet.graph.ops import (
+from binarynet.graph import bnnfile, thresholds
+from binarynet.graph.graph import PREPROCESS_PREFIX, Graph
+from binarynet.graph.ops import Conv2d, Dense, MaxPool2d, Op, Scores, Threshold
+from binarynet.graph.values import (
     INT32_MAX,
     INT32_MIN,
-    Conv2d,
-    Dense,
-    Graph,
+    MAX_EXACT,
     InputSpec,
-    MaxPool2d,
-    Op,
-    Scores,
-    Threshold,
     affine_eval,
+    pack_bits,
 )
 from binarynet.training.checkpoint import LoadedCheckpoint, read_checkpoint
 from binarynet.training.nn import (
-    ExactBatchNorm1d,
-    ExactBatchNorm2d,
     BinaryActivation,
     BinaryConv2d,
     BinaryLinear,
+    ExactBatchNorm1d,
+    ExactBatchNorm2d,
     FixedPointInput,
     ShiftBatchNorm1d,
     ShiftBatchNorm2d,
@@ -128,8 +126,8 @@ def threshold_interval(
     whether it is constant, an up-set or a down-set, and a vectorised binary search over the
     integers finds the boundary.
     """
-    if not 0 <= bound <= bnnfile.MAX_EXACT:
-        raise ExportError(f"reachable bound {bound} is outside 0..{bnnfile.MAX_EXACT}")
+    if not 0 <= bound <= MAX_EXACT:
+        raise ExportError(f"reachable bound {bound} is outside 0..{MAX_EXACT}")
     channels = scale.shape[0]
 
     def positive(y: np.ndarray) -> np.ndarray:
@@ -137,9 +135,8 @@ def threshold_interval(
 
     low = np.full(channels, -bound, dtype=np.int64)
     high = np.full(channels, bound, dtype=np.int64)
-    p_low, p_high = positive(low), positive(high)
-    up = ~p_low & p_high
-    down = p_low & ~p_high
+    kinds = thresholds.classify_ends(positive(low), positive(high))
+    up, down = kinds == thresholds.Kind.UP, kinds == thresholds.Kind.DOWN
     # Q(y) = P(y) for an up-set, ¬P(y) for a down-set: false at `a`, true at `b`; shrink to the
     # first y where Q is true. Other channels start with b − a = 1 and do not move.
     a = np.where(up | down, low, 0)
@@ -153,7 +150,7 @@ def threshold_interval(
     hi = np.full(channels, INT32_MAX, dtype=np.int64)
     lo[up] = b[up]  # the smallest y with f(y) ≥ 0
     hi[down] = a[down]  # the largest y with f(y) ≥ 0
-    never = ~p_low & ~p_high
+    never = kinds == thresholds.Kind.NEVER
     lo[never], hi[never] = INT32_MAX, INT32_MIN
     return lo.astype(np.int32), hi.astype(np.int32)
 
@@ -312,9 +309,9 @@ class _Exporter:
     @_handles(nn.modules.batchnorm._BatchNorm)
     def _torch_batchnorm(self, where: str, module: nn.Module) -> None:
         raise ExportError(
-            f"module {where} ({type(module).__name__}): use binarynet.training.nn.ExactBatchNorm1d/2d or "
-            "ShiftBatchNorm1d/2d, whose evaluation forward (x·scale + shift in float32) "
-            "export can fold exactly"
+            f"module {where} ({type(module).__name__}): use binarynet.training.nn."
+            "ExactBatchNorm1d/2d or ShiftBatchNorm1d/2d, whose evaluation forward "
+            "(x·scale + shift in float32) export can fold exactly"
         )
 
     def _input_kind(self, where: str, layer: BinaryLinear | BinaryConv2d) -> str:
@@ -347,9 +344,9 @@ class _Exporter:
         if len(st.torch_shape) == 3:  # columns (C, H, W) → the engine's (H, W, C)
             neg = neg.transpose(0, 2, 3, 1)
         if kind == "u8":
-            packed = bnnfile.pack_bits(neg.reshape(out, k))
+            packed = pack_bits(neg.reshape(out, k))
         else:
-            packed = bnnfile.pack_bits(np.ascontiguousarray(neg))
+            packed = pack_bits(np.ascontiguousarray(neg))
         op = Dense(out, self._name("weight"), where)
         self.tensors[op.weight] = packed
         self.ops.append(op)
@@ -398,9 +395,9 @@ class _Exporter:
             raise ExportError(f"module {where} (BinaryConv2d): the output would be empty")
         neg = _sign_bits(layer.weight, f"module {where}").transpose(0, 2, 3, 1)  # O, kh, kw, C
         if kind == "u8":
-            packed = bnnfile.pack_bits(neg.reshape(out, kh * kw * c))
+            packed = pack_bits(neg.reshape(out, kh * kw * c))
         else:
-            packed = bnnfile.pack_bits(np.ascontiguousarray(neg))
+            packed = pack_bits(np.ascontiguousarray(neg))
         self.tensors[op.weight] = packed
         self.ops.append(op)
         self._after_layer(where, layer, kind, kh * kw * c, (out, ho, wo))
@@ -415,7 +412,7 @@ class _Exporter:
     ) -> None:
         zp = self.spec.zero_point
         bound = k * (max(zp, 255 - zp) if kind == "u8" else 1)
-        if bound > bnnfile.MAX_EXACT:
+        if bound > MAX_EXACT:
             raise ExportError(
                 f"module {where}: pre-activations reach ±{bound}, beyond the ±2²⁴ where torch's "
                 "float32 sums are exact"
@@ -522,11 +519,12 @@ def _preprocess_state(preprocessor: Any) -> tuple[dict[str, Any] | None, dict[st
         return None, {}
     if not hasattr(preprocessor, "state_dict"):
         raise ExportError(
-            f"preprocessor must be a binarynet.data.preprocess object, got {type(preprocessor).__name__}"
+            "preprocessor must be a binarynet.data.preprocess object, got "
+            f"{type(preprocessor).__name__}"
         )
     state = preprocessor.state_dict()
     arrays = {
-        f"{bnnfile.PREPROCESS_PREFIX}{k}": np.ascontiguousarray(v, dtype=np.float32)
+        f"{PREPROCESS_PREFIX}{k}": np.ascontiguousarray(v, dtype=np.float32)
         for k, v in state.items()
         if isinstance(v, np.ndarray)
     }
@@ -598,8 +596,8 @@ def export(
     statistics), whatever its current mode; nothing in it is modified.
 
     Args:
-        model: e.g. :func:`binarynet.training.models.mnist_mlp` or :func:`~binarynet.training.models.cifar10_convnet`.
-        path: the file to write (atomically).
+        model: e.g. :func:`binarynet.training.models.mnist_mlp` or
+        :func:`~binarynet.training.models.cifar10_convnet`. path: the file to write (atomically).
         input_shape: the per-example torch input shape: ``(28, 28)`` or ``(784,)`` for an MLP,
             ``(C, H, W)`` for a ConvNet (the engine then takes NHWC ``[N, H, W, C]``). Default:
             from ``provenance["model"]`` for the paper's models, else ``(28, 28)`` for an MLP
@@ -626,9 +624,9 @@ def checkpoint_graph(
     checkpoint: str | os.PathLike[str] | LoadedCheckpoint,
 ) -> tuple[Graph, dict[str, np.ndarray]]:
     """The graph and tensors of a ``best.pt`` / ``last.pt`` checkpoint of ``binarynet train`` (a
-    path, or a checkpoint already read by :func:`binarynet.training.checkpoint.read_checkpoint`), with the
-    run's provenance, without writing a file: what :func:`export_checkpoint` writes, and what
-    the other back-ends (:mod:`binarynet.backends.c`) take when given a checkpoint."""
+    path, or a checkpoint already read by :func:`binarynet.training.checkpoint.read_checkpoint`),
+    with the run's provenance, without writing a file: what :func:`export_checkpoint` writes, and
+    what the other back-ends (:mod:`binarynet.backends.c`) take when given a checkpoint."""
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else read_checkpoint(checkpoint)
     cfg = ckpt.config
     provenance: dict[str, Any] = {
@@ -652,8 +650,8 @@ def export_checkpoint(
     checkpoint: str | os.PathLike[str] | LoadedCheckpoint, path: str | os.PathLike[str]
 ) -> Graph:
     """Export the model of a ``best.pt`` / ``last.pt`` checkpoint of ``binarynet train`` (a path,
-    or a checkpoint already read by :func:`binarynet.training.checkpoint.read_checkpoint`) as a ``.bnn``
-    file."""
+    or a checkpoint already read by :func:`binarynet.training.checkpoint.read_checkpoint`) as a
+    ``.bnn`` file."""
     graph, tensors = checkpoint_graph(checkpoint)
     bnnfile.save(path, graph, tensors)
     return graph

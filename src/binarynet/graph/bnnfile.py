@@ -1,7 +1,8 @@
 """The ``.bnn`` model file: a safetensors file with the network's graph as JSON in its metadata.
 
-This module is shared by :mod:`binarynet.export` (which writes files) and :mod:`binarynet.backends.engine`
-(which runs them). It needs only NumPy and the ``safetensors`` package: never torch.
+This module is shared by :mod:`binarynet.export` (which writes files) and
+:mod:`binarynet.backends.engine` (which runs them). It needs only NumPy and the ``safetensors``
+package: never torch.
 
 File layout
 -----------
@@ -31,8 +32,8 @@ uint8 images the network takes (the input below); null when the network takes ra
 
 Values and ops
 --------------
-The graph's values, its ops and their maths are described in :mod:`binarynet.graph.ops`, which also
-holds the op classes; this module re-exports them (``from binarynet.graph.bnnfile import Dense`` works).
+The graph's values, its ops and their maths are described in :mod:`binarynet.graph.values`,
+:mod:`binarynet.graph.ops` and :mod:`binarynet.graph.graph`; this module is the file around them.
 
 Loading (:func:`load`) validates the whole file before the engine allocates anything: the
 safetensors header, the format and version, the checksum, every op and its parameters, that
@@ -58,72 +59,53 @@ import numpy as np
 
 from binarynet import filekind
 from binarynet.atomic import atomic_write_bytes
-from binarynet.graph.ops import (
-    FORMAT,
-    INT32_MAX,
-    INT32_MIN,
-    MAX_DIM,
-    MAX_EXACT,
-    MAX_OPS,
-    MAX_VALUE_BYTES,
-    OP_TYPES,
-    PREPROCESS_PREFIX,
-    VERSION,
-    BNNFileError,
-    Conv2d,
-    Dense,
-    Graph,
-    GraphVisitor,
-    InputSpec,
-    LayerOp,
-    MaxPool2d,
-    Op,
-    OpCost,
-    Role,
-    Scores,
-    Threshold,
-    ValueInfo,
-    affine_eval,
-    op_label,
-    pack_bits,
-    unpack_bits,
-)
+from binarynet.graph.graph import PREPROCESS_PREFIX, Graph
+from binarynet.graph.values import GraphError, ValueInfo
 
 __all__ = [
     "FORMAT",
-    "INT32_MAX",
-    "INT32_MIN",
-    "MAX_DIM",
-    "MAX_EXACT",
-    "MAX_OPS",
-    "MAX_VALUE_BYTES",
-    "OP_TYPES",
-    "PREPROCESS_PREFIX",
     "VERSION",
     "BNNFile",
     "BNNFileError",
-    "Conv2d",
-    "Dense",
-    "Graph",
-    "GraphVisitor",
-    "InputSpec",
-    "LayerOp",
-    "MaxPool2d",
-    "Op",
-    "OpCost",
-    "Role",
-    "Scores",
-    "Threshold",
-    "ValueInfo",
-    "affine_eval",
+    "graph_from_json",
+    "graph_to_json",
     "load",
-    "op_label",
-    "pack_bits",
     "save",
     "tensor_table",
-    "unpack_bits",
     "validate",
 ]
+
+FORMAT = "binarynet-bnn"
+VERSION = 1
+
+
+class BNNFileError(GraphError):
+    """A ``.bnn`` file (or a graph about to be written) is malformed or unsupported."""
+
+
+def graph_to_json(graph: Graph) -> dict[str, Any]:
+    """The file's graph object: the format and version, then :meth:`Graph.to_json`."""
+    return {"format": FORMAT, "version": VERSION, **graph.to_json()}
+
+
+def graph_from_json(obj: Any) -> Graph:
+    """The graph of the file's graph object: its format and version first, then the graph."""
+    if not isinstance(obj, dict):
+        raise BNNFileError(f"the graph must be a JSON object, got {type(obj).__name__}")
+    if obj.get("format") != FORMAT:
+        raise BNNFileError(
+            f"not a binarynet model: format {obj.get('format')!r}, expected {FORMAT!r}"
+        )
+    version = obj.get("version")
+    if version != VERSION:
+        raise BNNFileError(
+            f"unsupported .bnn version {version!r}: this binarynet reads version {VERSION}"
+        )
+    try:
+        return Graph.from_json({k: v for k, v in obj.items() if k not in ("format", "version")})
+    except GraphError as exc:
+        raise BNNFileError(str(exc)) from None
+
 
 GRAPH_KEY = "binarynet"
 CHECKSUM_KEY = "binarynet.sha256"
@@ -242,7 +224,7 @@ def validate(graph: Graph, tensors: Mapping[str, np.ndarray], where: str = "mode
         values = graph.infer(tensor_table(tensors))
         graph.check_values(values, tensors)
         pre = _load_preprocessor(graph, tensors)
-    except BNNFileError as exc:
+    except GraphError as exc:
         raise BNNFileError(f"{where}: {exc}") from None
     return BNNFile(graph, dict(tensors), values, pre)
 
@@ -264,10 +246,10 @@ def save(
     before anything is written; ``validate=False`` exists for tests that write broken files.
     """
     arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
-    graph_json = graph.to_json() if isinstance(graph, Graph) else dict(graph)
+    graph_json = graph_to_json(graph) if isinstance(graph, Graph) else dict(graph)
     graph_text = json.dumps(graph_json, separators=(",", ":"), allow_nan=False)
     if validate:
-        _validate(Graph.from_json(json.loads(graph_text)), arrays, str(path))
+        _validate(graph_from_json(json.loads(graph_text)), arrays, str(path))
     import safetensors.numpy
 
     metadata = {GRAPH_KEY: graph_text, CHECKSUM_KEY: _checksum(graph_text, arrays)}
@@ -380,14 +362,14 @@ def load(path: str | os.PathLike[str]) -> BNNFile:
     except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise BNNFileError(f"{where}: corrupt graph JSON ({exc})") from None
     try:
-        graph = Graph.from_json(graph_json)  # format and version first, before the checksum
-    except BNNFileError as exc:
+        graph = graph_from_json(graph_json)  # format and version first, before the checksum
+    except GraphError as exc:
         raise BNNFileError(f"{where}: {exc}") from None
     entries = _tensor_entries(header, len(data) - data_start, where)
     table = {name: (dtype, shape) for name, (dtype, shape, _, _) in entries.items()}
     try:
         graph.infer(table)  # shapes and dtypes, before any tensor is read
-    except BNNFileError as exc:
+    except GraphError as exc:
         raise BNNFileError(f"{where}: {exc}") from None
     import safetensors.numpy
 

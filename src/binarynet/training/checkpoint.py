@@ -21,7 +21,8 @@ directory fsync, so a run killed at any instant leaves either the old or the new
 summary, plots and benchmarks. Loading uses ``torch.load(weights_only=True)``: only tensors and
 plain containers are accepted, never arbitrary pickled objects.
 
-This module sits below the training loop: it imports the models, never :mod:`binarynet.training.trainer`.
+This module sits below the training loop: it imports the models, never
+:mod:`binarynet.training.trainer`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@
   schedule (per epoch) and the number of steps per epoch do not depend on N;
 - averages gradients with DistributedDataParallel (each process's loss is the mean over its
   share, so the average is the global mean);
-- computes batch-norm statistics over the global batch (``binarynet.training.nn.sync_batchnorm_``: sums
+- computes batch-norm statistics over the global batch (``binarynet.training.nn.sync_batchnorm_``:
+sums
   all-reduced with a differentiable all-reduce), so the forward pass, the running statistics and
   therefore every process's model are those of one process on the global batch; latent-weight
   clipping then acts on identical weights and keeps them identical;

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from binarynet.training.nn import (
-    ExactBatchNorm1d,
-    ExactBatchNorm2d,
     BinaryActivation,
     BinaryConv2d,
     BinaryLinear,
+    ExactBatchNorm1d,
+    ExactBatchNorm2d,
     FixedPointInput,
     ShiftBatchNorm1d,
     ShiftBatchNorm2d,

@@ -12,8 +12,8 @@ fixed-point input of :class:`FixedPointInput` instead (Algorithm 5).
 
 Batch norm in evaluation mode computes exactly ``y = x * scale + shift`` in float32 with the
 per-channel ``(scale, shift)`` returned by ``eval_affine()``, for both :class:`ExactBatchNorm1d` /
-:class:`ExactBatchNorm2d` and :class:`ShiftBatchNorm1d` / :class:`ShiftBatchNorm2d`. That expression is
-the contract with :mod:`binarynet.export`, which folds batch norm + sign into integer thresholds
+:class:`ExactBatchNorm2d` and :class:`ShiftBatchNorm1d` / :class:`ShiftBatchNorm2d`. That expression
+is the contract with :mod:`binarynet.export`, which folds batch norm + sign into integer thresholds
 by evaluating the same two float32 operations, so that the deployed network is bit-exact.
 
 Binary layers may run their training-mode matmuls in bfloat16 (``compute_dtype``, see
@@ -35,11 +35,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from binarynet.training.quantize import ap2, ap2_ste, binarize
 
 __all__ = [
-    "ExactBatchNorm1d",
-    "ExactBatchNorm2d",
     "BinaryActivation",
     "BinaryConv2d",
     "BinaryLinear",
+    "ExactBatchNorm1d",
+    "ExactBatchNorm2d",
     "FixedPointInput",
     "ShiftBatchNorm1d",
     "ShiftBatchNorm2d",

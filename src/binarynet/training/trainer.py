@@ -1,7 +1,8 @@
 """Training loop: epochs, evaluation, metrics, checkpoints and resume.
 
 What a run is (:class:`TrainConfig`, the recipes, the registries of names) lives in the
-torch-free :mod:`binarynet.config`; what a checkpoint holds, in :mod:`binarynet.training.checkpoint`.
+torch-free :mod:`binarynet.config`; what a checkpoint holds, in
+:mod:`binarynet.training.checkpoint`.
 
 A run directory holds::
 
@@ -38,7 +39,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from binarynet import data as datasets
-from binarynet.analysis.filters import latent_signs, sign_flip_fractions
 from binarynet.atomic import atomic_write_bytes
 from binarynet.config import (
     COMPUTE_DTYPES,
@@ -63,6 +63,7 @@ from binarynet.training.losses import square_hinge_loss
 from binarynet.training.models import build_model, images_to_torch
 from binarynet.training.nn import clip_weights_, set_compute_dtype, sync_batchnorm_
 from binarynet.training.optim import ShiftAdaMax, param_groups
+from binarynet.training.sign_flips import latent_signs, sign_flip_fractions
 
 __all__ = [
     "COMPUTE_DTYPES",
@@ -340,8 +341,9 @@ class Trainer:
         self.epoch_signs = latent_signs(self.model)
 
     def state_dict(self) -> dict[str, Any]:
-        """What ``last.pt`` holds: the model part (:func:`binarynet.training.checkpoint.checkpoint_state`)
-        and everything resuming needs. Collective: every process contributes its RNG state."""
+        """What ``last.pt`` holds: the model part
+        (:func:`binarynet.training.checkpoint.checkpoint_state`) and everything resuming needs.
+        Collective: every process contributes its RNG state."""
         training = {
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,

@@ -20,7 +20,9 @@ from binarynet import pretrained
 from binarynet.backends import c as csource
 from binarynet.backends import engine
 from binarynet.cli import main
+from binarynet.deploy import read_model
 from binarynet.graph import bnnfile
+from binarynet.graph.ops import Conv2d, Dense
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "fuzz"))
@@ -64,7 +66,7 @@ def _random_bnn(seed: int, tmp: Path) -> bnnfile.BNNFile:
 
 
 def _emit(bnn: bnnfile.BNNFile, directory: Path, name: str) -> csource.CSource:
-    return csource.export_c(bnn, directory, name)[0]
+    return csource.write_c(bnn, directory, name)[0]
 
 
 def _model(bnn: bnnfile.BNNFile) -> engine.Model:
@@ -93,7 +95,7 @@ def shipped(workdir: Path) -> tuple[bnnfile.BNNFile, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def convnet(workdir: Path) -> tuple[bnnfile.BNNFile, np.ndarray]:
-    bnn = csource.read_model(CONVNET)
+    bnn = read_model(CONVNET)
     return bnn, _random_images(_model(bnn), MCU_IMAGES, 1)
 
 
@@ -148,7 +150,7 @@ def test_bad_names_are_refused(bad: str) -> None:
 
 def test_gcn_zca_model_is_refused_with_what_to_do() -> None:
     graph, tensors = bm.random_model(bm.RngChooser(np.random.default_rng(5)))
-    loaded = bnnfile.validate(bnnfile.Graph.from_json(graph), tensors)
+    loaded = bnnfile.validate(bnnfile.graph_from_json(graph), tensors)
     zca = dataclasses.replace(loaded.graph, preprocess={"kind": "gcn-zca", "version": 1})
     with pytest.raises(csource.CSourceError) as err:
         csource.emit_c(dataclasses.replace(loaded, graph=zca))
@@ -190,9 +192,9 @@ def test_host_random_graphs_strict_c99(workdir: Path) -> None:
         for i, op in enumerate(bnn.graph.ops):
             x = bnn.values[i]
             seen.add(f"{op.type}:{x.kind}")
-            if isinstance(op, bnnfile.Conv2d) and max(op.padding) > 0:
+            if isinstance(op, Conv2d) and max(op.padding) > 0:
                 seen.add(f"padded-conv:{x.kind}")
-            if isinstance(op, bnnfile.Dense) and len(x.shape) == 3:
+            if isinstance(op, Dense) and len(x.shape) == 3:
                 seen.add("dense-over-hwc")
         d = workdir / f"r{seed}"
         _emit(bnn, d, "net")

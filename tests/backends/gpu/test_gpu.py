@@ -5,9 +5,9 @@ Every kernel is compared bit for bit with a NumPy oracle and with the CPU refere
 
 - with a CUDA device (and ``TRITON_INTERPRET`` unset), on the GPU, compiled;
 - without one, on CPU tensors under Triton's interpreter (NumPy): the ``gpu`` fixture loads the
-  kernels with ``TRITON_INTERPRET=1`` — ``binarynet.backends.gpu.kernels(interpret=True)`` sets it before
-  the kernels are defined, which is when Triton reads it — and restores the variable after this
-  module. The interpreter is slow, so every case is tiny (M, N ≤ 40, K ≤ 200).
+  kernels with ``TRITON_INTERPRET=1`` — ``binarynet.backends.gpu.kernels(interpret=True)`` sets it
+  before the kernels are defined, which is when Triton reads it — and restores the variable after
+  this module. The interpreter is slow, so every case is tiny (M, N ≤ 40, K ≤ 200).
 
 Without triton every test here but the first two skips (``pip install "binarynet[gpu]"``).
 ``test_kernels_compile_for_cuda`` compiles the kernels for sm_90 with the ptxas inside the
@@ -130,7 +130,8 @@ def torch():
 
 @pytest.fixture(scope="module")
 def gpu(torch):
-    """binarynet.backends.gpu with its kernels loaded: compiled on a CUDA machine, else interpreted."""
+    """binarynet.backends.gpu with its kernels loaded: compiled on a CUDA machine, else
+    interpreted."""
     if not HAVE_TRITON:
         pytest.skip("triton is not installed (pip install 'binarynet[gpu]')")
     import binarynet.backends.gpu as g

@@ -1,5 +1,5 @@
-"""QONNX export (binarynet.backends.qonnx.writer): the exported graph, run by qonnx's own executor after
-qonnx's cleanup and shape inference, gives the engine's scores bit for bit (hence its classes)
+"""QONNX export (binarynet.backends.qonnx.writer): the exported graph, run by qonnx's own executor
+after qonnx's cleanup and shape inference, gives the engine's scores bit for bit (hence its classes)
 on the fixtures, on torch models with every kind of threshold and on random ``.bnn`` graphs;
 what QONNX cannot express is refused with one line."""
 
@@ -28,11 +28,12 @@ from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul  # noq
 from qonnx.util.cleanup import cleanup_model  # noqa: E402
 
 from binarynet import cli  # noqa: E402
-from binarynet.backends import engine
-from binarynet.backends.qonnx.writer import export_qonnx, threshold_signs, to_qonnx  # noqa: E402
+from binarynet.backends import engine  # noqa: E402
+from binarynet.backends.qonnx.writer import threshold_signs, to_qonnx, write_qonnx  # noqa: E402
 from binarynet.data import mnist_sample  # noqa: E402
 from binarynet.export import build_graph, export_checkpoint  # noqa: E402
-from binarynet.graph import bnnfile
+from binarynet.graph import bnnfile  # noqa: E402
+from binarynet.graph.graph import Graph  # noqa: E402
 from binarynet.training.checkpoint import read_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
@@ -87,7 +88,7 @@ def test_fixture_scores_are_the_engines(name: str, tmp_path: Path) -> None:
     else:
         rng = np.random.default_rng(3)
         x = np.concatenate([rng.integers(0, 256, (12, *shape), dtype=np.uint8), _extremes(shape)])
-    from_bnn = export_qonnx(bnn, tmp_path / "a.onnx", batch_size=len(x))
+    from_bnn = write_qonnx(bnn, tmp_path / "a.onnx", batch_size=len(x))
     ckpt = read_checkpoint(checkpoint)
     graph, tensors = build_graph(ckpt.model, model=ckpt.config["model"])
     from_checkpoint = to_qonnx(graph, tensors, batch_size=len(x))
@@ -103,7 +104,7 @@ def test_graph_structure(tmp_path: Path) -> None:
     """Weights through BipolarQuant, thresholds as bipolar MultiThresholds, the input NHWC."""
     bnn = tmp_path / "c.bnn"
     export_checkpoint(FIXTURES / "cifar10_convnet_tiny.pt", bnn)
-    proto = export_qonnx(bnn, tmp_path / "c.onnx")
+    proto = write_qonnx(bnn, tmp_path / "c.onnx")
     nodes = proto.graph.node
     quantized = {n.output[0] for n in nodes if n.op_type == "BipolarQuant"}
     layers = [n for n in nodes if n.op_type in ("Conv", "MatMul")]
@@ -147,9 +148,7 @@ def test_finn_style_xnor_lowering(name: str, tmp_path: Path) -> None:
     encoding then reads as −1 (the limitation the README states for FINN)."""
     bnn = tmp_path / "m.bnn"
     export_checkpoint(FIXTURES / f"{name}.pt", bnn)
-    model = _finn_style_lowering(
-        cleanup_model(ModelWrapper(export_qonnx(bnn, tmp_path / "m.onnx")))
-    )
+    model = _finn_style_lowering(cleanup_model(ModelWrapper(write_qonnx(bnn, tmp_path / "m.onnx"))))
     if name.startswith("mnist"):
         x = mnist_sample().test.images[:6]
     else:
@@ -187,7 +186,7 @@ def test_stressed_torch_models(name: str) -> None:
     np.testing.assert_array_equal(scores, torch_scores)
 
 
-def _graph(path: Path) -> tuple[bnnfile.Graph, dict[str, np.ndarray]]:
+def _graph(path: Path) -> tuple[Graph, dict[str, np.ndarray]]:
     bnn = bnnfile.load(path)
     return bnn.graph, bnn.tensors
 
@@ -314,8 +313,8 @@ def test_bnn_export_needs_no_torch(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "sys.modules['torch'] = None  # any import of torch fails\n"
-        "from binarynet.backends.qonnx.writer import export_qonnx\n"
-        "export_qonnx(sys.argv[1], sys.argv[2])\n"
+        "from binarynet.backends.qonnx.writer import write_qonnx\n"
+        "write_qonnx(sys.argv[1], sys.argv[2])\n"
     )
     out = tmp_path / "m.onnx"
     result = subprocess.run(

@@ -1,7 +1,7 @@
 """The C back-end: a validated ``.bnn`` graph as self-contained C99 (``NAME.h`` + ``NAME.c``).
 
-The emitter is a :class:`binarynet.graph.ops.GraphVisitor`, grouping ops into stages by role as the
-engine's planner does: one *stage* per binary layer = the layer op (``dense`` / ``conv2d``, on
+The emitter is a :class:`binarynet.graph.visitor.GraphVisitor`, grouping ops into stages by role as
+the engine's planner does: one *stage* per binary layer = the layer op (``dense`` / ``conv2d``, on
 uint8 pixels or packed ±1 bits), the ``maxpool2d`` ops after it, and its tail (``threshold`` →
 packed bits, or ``scores`` → float32). Each stage becomes one constant row of a table that the
 runtime (``runtime.c``, pasted into ``NAME.c``; its comment gives the maths) walks; weights,
@@ -22,21 +22,15 @@ import math
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
 from binarynet.graph import bnnfile
-from binarynet.graph.ops import (
-    Conv2d,
-    Dense,
-    GraphVisitor,
-    LayerOp,
-    MaxPool2d,
-    Scores,
-    Threshold,
-    ValueInfo,
-)
+from binarynet.graph.graph import Graph, undeployable_preprocessor
+from binarynet.graph.ops import Conv2d, Dense, LayerOp, MaxPool2d, Scores, Threshold
+from binarynet.graph.values import INT32_MIN, ValueInfo
+from binarynet.graph.visitor import GraphVisitor
 
 __all__ = ["CSource", "CSourceError", "Stage", "StageLayer", "check_name", "emit_c", "plan"]
 
@@ -78,7 +72,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def default_name(graph: bnnfile.Graph) -> str:
+def default_name(graph: Graph) -> str:
     """The model's registry name as a C identifier (``mnist-mlp`` → ``mnist_mlp``), else
     ``bnn_model``."""
     model = str(graph.provenance.get("model") or "")
@@ -140,7 +134,7 @@ def _u32_array(name: str, words64: np.ndarray) -> tuple[str, int]:
 
 
 def _int32_literal(v: int) -> str:
-    return "(-2147483647 - 1)" if v == bnnfile.INT32_MIN else str(v)
+    return "(-2147483647 - 1)" if v == INT32_MIN else str(v)
 
 
 def _i32_array(name: str, values: np.ndarray) -> tuple[str, int]:
@@ -228,42 +222,51 @@ class Stage:
         return need
 
 
-def _refuse_preprocessor(graph: bnnfile.Graph) -> None:
-    kind = (graph.preprocess or {}).get("kind")
-    if kind in (None, "pixels"):  # "pixels" is the identity on uint8 images
-        return
-    if kind == "gcn-zca":
-        h, w, c = graph.input.shape if len(graph.input.shape) == 3 else (0, 0, 0)
-        d = h * w * c
-        raise CSourceError(
-            f"this model was trained behind GCN + ZCA whitening, a {d}×{d} float32 matrix "
-            f"product per image ({4 * d * d / 2**20:.0f} MiB of weights, {d * d / 1e6:.0f} M "
-            "float multiply-adds) that cannot sensibly run on a microcontroller; train the model "
-            "with --preprocess pixels for a C export"
-        )
-    raise CSourceError(f"the C back-end cannot run the {kind!r} preprocessor")
+@dataclass(frozen=True)
+class _Pool:
+    """A visited ``maxpool2d``: its window and stride (kh, kw, sh, sw)."""
+
+    geometry: tuple[int, int, int, int]
 
 
-class _CEmitter(GraphVisitor[Any]):
+@dataclass(frozen=True)
+class _Tail:
+    """A visited tail op: a threshold's (lo, hi), or the scores' (input_scale, bias, scale,
+    shift)."""
+
+    threshold: tuple[np.ndarray, np.ndarray] | None = None
+    scores: tuple[float, np.ndarray | None, np.ndarray, np.ndarray] | None = None
+
+
+_Part = StageLayer | _Pool | _Tail
+"""What the emitter returns for one op."""
+_P = TypeVar("_P", StageLayer, _Pool, _Tail)
+
+
+class _CEmitter(GraphVisitor[_Part]):
     """Visits the graph's ops and groups them into :class:`Stage` rows (see the module
     docstring)."""
 
     def __init__(self, bnn: bnnfile.BNNFile) -> None:
         self.graph, self.values, self.tensors = bnn.graph, bnn.values, bnn.tensors
 
+    def _visit(self, i: int, kind: type[_P]) -> _P:
+        part = self.graph.ops[i].accept(self, self.values[i], self.values[i + 1])
+        assert isinstance(part, kind), f"op {i}: {part!r} in place of a {kind.__name__}"
+        return part
+
     def stages(self) -> list[Stage]:
-        ops, values = self.graph.ops, self.values
         stages: list[Stage] = []
         for span in self.graph.stages():
-            i = span.layer
-            layer = ops[i].accept(self, values[i], values[i + 1])
-            pools = [ops[j].accept(self) for j in span.pools]
-            out = values[span.tail + 1]
+            layer = self._visit(span.layer, StageLayer)
+            pools = [self._visit(j, _Pool).geometry for j in span.pools]
+            tail = self._visit(span.tail, _Tail)
+            out = self.values[span.tail + 1]
             out_hw = (out.shape[0], out.shape[1]) if len(out.shape) == 3 else (1, 1)
-            stages.append(ops[span.tail].accept(self, Stage(layer, pools, out_hw)))
+            stages.append(Stage(layer, pools, out_hw, tail.threshold, tail.scores))
         return stages
 
-    def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> StageLayer:
+    def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> _Part:
         weight = self.tensors[op.weight]
         u8 = x.kind == "u8"
         if u8 or len(x.shape) == 1:  # a flat vector: a 1×1 kernel over [1, 1, K]
@@ -276,7 +279,7 @@ class _CEmitter(GraphVisitor[Any]):
             op, x, u8, hwc, kernel, (1, 1), (0, 0), (1, 1), op.out_features, weight, offset
         )
 
-    def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> StageLayer:
+    def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _Part:
         weight = self.tensors[op.weight]
         u8 = x.kind == "u8"
         offset = op.u8_offset(x, self.tensors, self.graph.input.zero_point) if u8 else None
@@ -295,17 +298,15 @@ class _CEmitter(GraphVisitor[Any]):
             offset,
         )
 
-    def visit_maxpool2d(self, op: MaxPool2d) -> tuple[int, int, int, int]:
-        return (*op.kernel_size, *op.stride)
+    def visit_maxpool2d(self, op: MaxPool2d, x: ValueInfo, y: ValueInfo) -> _Part:
+        return _Pool((*op.kernel_size, *op.stride))
 
-    def visit_threshold(self, op: Threshold, stage: Stage) -> Stage:
-        stage.threshold = (self.tensors[op.lo], self.tensors[op.hi])
-        return stage
+    def visit_threshold(self, op: Threshold, x: ValueInfo, y: ValueInfo) -> _Part:
+        return _Tail(threshold=(self.tensors[op.lo], self.tensors[op.hi]))
 
-    def visit_scores(self, op: Scores, stage: Stage) -> Stage:
+    def visit_scores(self, op: Scores, x: ValueInfo, y: ValueInfo) -> _Part:
         bias = self.tensors[op.bias] if op.bias is not None else None
-        stage.scores = (op.input_scale, bias, self.tensors[op.scale], self.tensors[op.shift])
-        return stage
+        return _Tail(scores=(op.input_scale, bias, self.tensors[op.scale], self.tensors[op.shift]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,7 +372,7 @@ def _stage_row(name: str, n: int, s: Stage, zero_point: int, arrays: list[str]) 
     return row, const + 96  # the row itself: 18 words, 7 pointers, a float (≤ 96 bytes)
 
 
-def _describe(graph: bnnfile.Graph) -> str:
+def _describe(graph: Graph) -> str:
     p = graph.provenance
     model = p.get("model") or "model"
     kwargs = p.get("model_kwargs")
@@ -386,7 +387,9 @@ def emit_c(bnn: bnnfile.BNNFile, name: str | None = None) -> CSource:
     for a model whose preprocessor cannot run on a microcontroller (GCN + ZCA)."""
     graph = bnn.graph
     name = check_name(name) if name is not None else default_name(graph)
-    _refuse_preprocessor(graph)
+    refusal = undeployable_preprocessor(graph, "a microcontroller (the C back-end)")
+    if refusal is not None:
+        raise CSourceError(refusal)
     stages = plan(bnn)
     spec = graph.input
     arrays: list[str] = []
@@ -411,8 +414,8 @@ def emit_c(bnn: bnnfile.BNNFile, name: str | None = None) -> CSource:
  *
  * int {name}_predict(const uint8_t *input, float *scores, void *arena);
  *   input   {upper}_INPUT_BYTES uint8 pixels, {shape} ({layout[spec.layout]}, row-major), as
- *           binarynet.backends.engine takes one image: raw pixels (the network reads (p - {spec.zero_point})
- *           * 2^{int(math.log2(spec.scale))} on its bit planes).
+ *           binarynet.backends.engine takes one image: raw pixels (the network reads
+ *           (p - {spec.zero_point}) * 2^{int(math.log2(spec.scale))} on its bit planes).
  *   scores  {upper}_NUM_CLASSES float32 class scores, bit-identical to binarynet.backends.engine's
  *           Model.scores, or NULL.
  *   arena   {upper}_ARENA_BYTES bytes of scratch, 4-byte aligned (8 recommended), owned by the

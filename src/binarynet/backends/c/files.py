@@ -1,4 +1,4 @@
-"""From a model file to ``NAME.h`` + ``NAME.c`` in a directory (``binarynet export --format c``)."""
+"""A validated model → ``NAME.h`` + ``NAME.c`` in a directory (``binarynet export --format c``)."""
 
 from __future__ import annotations
 
@@ -7,40 +7,25 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from binarynet import atomic, filekind
+from binarynet import atomic
 from binarynet.backends.c.emit import CSource, emit_c
 from binarynet.graph import bnnfile
 
-__all__ = ["export_c", "read_model"]
-
-
-def read_model(path: str | os.PathLike[str]) -> bnnfile.BNNFile:
-    """A validated model from a ``.bnn`` file, or from a ``binarynet train`` checkpoint (exported
-    in memory; this needs torch, the training extras)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"model {path} is a directory; expected a .bnn file or a checkpoint")
-    if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
-    if filekind.sniff(path) == filekind.CHECKPOINT:
-        from binarynet.export import checkpoint_graph
-
-        graph, tensors = checkpoint_graph(path)
-        return bnnfile.validate(graph, tensors, str(path))
-    return bnnfile.load(path)
+__all__ = ["write_c"]
 
 
 def _write(data: bytes, f: BinaryIO) -> None:
     f.write(data)
 
 
-def export_c(
+def write_c(
     model: str | os.PathLike[str] | bnnfile.BNNFile,
     out_dir: str | os.PathLike[str],
     name: str | None = None,
 ) -> tuple[CSource, list[Path]]:
-    """Write ``NAME.h`` and ``NAME.c`` of ``model`` (a ``.bnn`` path, a checkpoint path or a
-    loaded :class:`~binarynet.graph.bnnfile.BNNFile`) into ``out_dir`` (created if missing; existing
+    """Write ``NAME.h`` and ``NAME.c`` of ``model`` (a ``.bnn`` path or a loaded
+    :class:`~binarynet.graph.bnnfile.BNNFile`; :func:`binarynet.deploy.export_c` also takes a
+    checkpoint) into ``out_dir`` (created if missing; existing
     files of the same names are replaced, each atomically). Returns the source and the paths.
 
     Raises:
@@ -48,7 +33,7 @@ def export_c(
         NotADirectoryError: ``out_dir`` (or a parent) is a file.
         ValueError: ``out_dir`` ends in ``.c``, ``.h``, ``.bnn`` or ``.onnx`` (a file name).
     """
-    bnn = model if isinstance(model, bnnfile.BNNFile) else read_model(model)
+    bnn = model if isinstance(model, bnnfile.BNNFile) else bnnfile.load(model)
     source = emit_c(bnn, name)  # everything is generated before anything is written
     out = Path(out_dir)
     if out.suffix in (".c", ".h", ".bnn", ".onnx"):

@@ -3,9 +3,10 @@
 The graph (ops and their maths: :mod:`binarynet.graph.ops`) is grouped into *stages* by op role: a
 binary layer (``dense`` or ``conv2d``), the pools after it (``maxpool2d``), and the activation
 (``threshold``, → bits for the next layer) or ``scores`` (→ float32) that consumes its integers.
-The planner, :class:`_Planner`, is the engine's back-end: a :class:`binarynet.graph.ops.GraphVisitor`
-whose ``visit_<type>`` methods turn each op into the object that runs it (a layer run with its
-exact and fused kernels, a pool run, a stage). A stage runs as:
+The planner, :class:`_Planner`, is the engine's back-end: a
+:class:`binarynet.graph.visitor.GraphVisitor` whose ``visit_<type>`` methods turn each op into the
+object that runs it (a layer run with its exact and fused kernels, a pool run, a stage). A stage
+runs as:
 
 - uint8 input (the first layer, Algorithm 5's exact integers Σ pᵢwᵢ): the byte GEMM
   ``u8gemm`` (dense) or ``u8conv2d`` (convolutions, its rows built per task, padded taps reading
@@ -22,7 +23,7 @@ exact and fused kernels, a pool run, a stage). A stage runs as:
   activations' per-position channel padding: it runs ``bgemm`` over all 64·W word bits, which
   adds D = 64·W − K (zero padding bits agree, +1 each) to every dot product; the thresholds are
   shifted by D instead (y' = y + D, so lo ≤ y ≤ hi ⇔ lo + D ≤ y' ≤ hi + D).
-- the last stage: y → float32 scores with :func:`binarynet.graph.bnnfile.affine_eval`, the same
+- the last stage: y → float32 scores with :func:`binarynet.graph.values.affine_eval`, the same
   float32 operations as torch's batch norm.
 
 :meth:`Model.preactivations` runs the stages unfused and returns every layer's integers y.
@@ -32,27 +33,19 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from binarynet.backends.engine.kernels import Kernels, threshold_bits
-from binarynet.graph import bnnfile
-from binarynet.graph.ops import (
-    INT32_MAX,
-    INT32_MIN,
-    Conv2d,
-    Dense,
-    GraphVisitor,
-    LayerOp,
-    MaxPool2d,
-    Scores,
-    Threshold,
-    ValueInfo,
-    affine_eval,
-)
+from binarynet.graph import bnnfile, thresholds
+from binarynet.graph.graph import Graph
+from binarynet.graph.ops import Conv2d, Dense, LayerOp, MaxPool2d, Scores, Threshold
+from binarynet.graph.values import INT32_MAX, INT32_MIN, ValueInfo, affine_eval, pack_bits
+from binarynet.graph.visitor import GraphVisitor
 
 __all__ = ["Model", "load"]
 
@@ -185,10 +178,7 @@ class _Stage:
     x: ValueInfo  # the layer's input value
     y: ValueInfo  # its integer output (before pooling)
     run: _LayerRun
-    pools: tuple[_MaxPoolRun, ...] = ()
-    lo: np.ndarray | None = None  # a threshold's interval (None before scores)
-    hi: np.ndarray | None = None
-    and_mask: np.ndarray | None = None  # uint64 [words]; None: pool the integers instead
+    pools: tuple[_MaxPoolRun, ...]
 
     def exact(self, be: Kernels, v: np.ndarray) -> np.ndarray:
         """The integers y of the layer (exact, unfused), [B, *y.shape]."""
@@ -215,18 +205,22 @@ class _Stage:
 class _ThresholdStage(_Stage):
     """... → ``threshold``: one fused call where possible (→ bits), pools on the bits."""
 
-    lo_call: np.ndarray | None = None  # thresholds on the kernel's result (shifted by −offset)
-    hi_call: np.ndarray | None = None
+    lo: np.ndarray  # the threshold's interval on y
+    hi: np.ndarray
+    lo_call: np.ndarray  # the same on the kernel's result (shifted by −offset)
+    hi_call: np.ndarray
+    and_mask: np.ndarray | None  # uint64 [words]: the pooling rule on bits; None: pool integers
 
     def finish(self, be: Kernels, y: np.ndarray) -> np.ndarray:
-        return threshold_bits(self.pool_int32(be, y), self.lo, self.hi)  # type: ignore[arg-type]  # lo, hi: set by the planner for every threshold stage
+        return threshold_bits(self.pool_int32(be, y), self.lo, self.hi)
 
     def fast(self, be: Kernels, v: np.ndarray) -> np.ndarray:
         if self.pools and self.and_mask is None:
             return self.finish(be, self.exact(be, v))
-        out = self.run.threshold(be, v, self.lo_call, self.hi_call)  # type: ignore[arg-type]  # set by the planner
+        out = self.run.threshold(be, v, self.lo_call, self.hi_call)
         for pool in self.pools:
-            out = pool.bits(be, out, self.and_mask)  # type: ignore[arg-type]  # not None: checked above
+            assert self.and_mask is not None  # pools on bits need the rule (checked above)
+            out = pool.bits(be, out, self.and_mask)
         return out
 
 
@@ -234,44 +228,58 @@ class _ThresholdStage(_Stage):
 class _ScoresStage(_Stage):
     """... → ``scores``: the exact integers, then float32 scores as torch computes them."""
 
-    scores_args: tuple[Any, ...] = ()
+    scores_args: tuple[Any, ...]
 
     def finish(self, be: Kernels, y: np.ndarray) -> np.ndarray:
         return affine_eval(self.pool_int32(be, y), *self.scores_args)
 
 
-class _Planner(GraphVisitor[Any]):
+@dataclass(frozen=True)
+class _Tail:
+    """A visited tail op (threshold or scores): what turns a layer and its pools into a
+    stage of its kind."""
+
+    make: Callable[[_Stage], _Stage]
+
+
+_Part = _LayerRun | _MaxPoolRun | _Tail
+_P = TypeVar("_P", _LayerRun, _MaxPoolRun, _Tail)
+"""What the planner returns for one op: a layer's run, a pool's run or a tail."""
+
+
+class _Planner(GraphVisitor[_Part]):
     """The engine's back-end: visits the graph's ops and groups them into stages by role
-    (layer, pools, then activation or scores). A layer op returns its :class:`_LayerRun`, a pool
-    op its run, a tail op its finished :class:`_Stage`."""
+    (layer, pools, then activation or scores)."""
 
     def __init__(
-        self, graph: bnnfile.Graph, values: list[ValueInfo], tensors: dict[str, np.ndarray]
+        self, graph: Graph, values: list[ValueInfo], tensors: dict[str, np.ndarray]
     ) -> None:
         self.graph, self.values, self.tensors = graph, values, tensors
 
+    def _visit(self, i: int, kind: type[_P]) -> _P:
+        part = self.graph.ops[i].accept(self, self.values[i], self.values[i + 1])
+        assert isinstance(part, kind), f"op {i}: {part!r} in place of a {kind.__name__}"
+        return part
+
     def plan(self) -> list[_Stage]:
-        ops, values = self.graph.ops, self.values
         stages: list[_Stage] = []
         for span in self.graph.stages():
-            i, layer = span.layer, ops[span.layer]
+            i, layer = span.layer, self.graph.ops[span.layer]
             assert isinstance(layer, LayerOp)  # Graph.stages checked its role
-            run = layer.accept(self, values[i], values[i + 1])
-            pools = tuple(ops[j].accept(self) for j in span.pools)
-            # The tail op (threshold or scores) turns this stage's layer and pools into its
-            # own kind of stage.
-            base = _Stage(i, layer, values[i], values[i + 1], run, pools)
-            stages.append(ops[span.tail].accept(self, base))
+            run = self._visit(i, _LayerRun)
+            pools = tuple(self._visit(j, _MaxPoolRun) for j in span.pools)
+            base = _Stage(i, layer, self.values[i], self.values[i + 1], run, pools)
+            stages.append(self._visit(span.tail, _Tail).make(base))
         return stages
 
-    def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> _LayerRun:
+    def visit_dense(self, op: Dense, x: ValueInfo, y: ValueInfo) -> _Part:
         weight = self.tensors[op.weight]
         k = op.reduction_size(x)
         if x.kind == "u8":
             return _DenseU8(weight, k, op.u8_offset(x, self.tensors, self.graph.input.zero_point))
         return _DenseBits(weight, k)
 
-    def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _LayerRun:
+    def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _Part:
         weight = self.tensors[op.weight]
         if x.kind == "u8":
             k = op.reduction_size(x)
@@ -279,27 +287,29 @@ class _Planner(GraphVisitor[Any]):
             return _ConvU8(op, weight, k, op.u8_offset(x, self.tensors, zp), zp, y)
         return _ConvBits(op, weight, x.shape[-1])
 
-    def visit_maxpool2d(self, op: MaxPool2d) -> _MaxPoolRun:
+    def visit_maxpool2d(self, op: MaxPool2d, x: ValueInfo, y: ValueInfo) -> _Part:
         return _MaxPoolRun(op)
 
-    def visit_threshold(self, op: Threshold, s: _Stage) -> _Stage:
+    def visit_threshold(self, op: Threshold, x: ValueInfo, y: ValueInfo) -> _Part:
         lo, hi = self.tensors[op.lo], self.tensors[op.hi]
-        shift = 0 if s.run.offset is None else s.run.offset.astype(np.int64)
-        return _ThresholdStage(
-            **{
-                **vars(s),
-                "lo": lo,
-                "hi": hi,
-                "lo_call": _clip32(lo.astype(np.int64) - shift),
-                "hi_call": _clip32(hi.astype(np.int64) - shift),
-                "and_mask": _and_mask(lo, hi, s.y.bound),
-            }
-        )
 
-    def visit_scores(self, op: Scores, s: _Stage) -> _Stage:
+        def make(s: _Stage) -> _Stage:
+            shift = 0 if s.run.offset is None else s.run.offset.astype(np.int64)
+            return _ThresholdStage(
+                **vars(s),
+                lo=lo,
+                hi=hi,
+                lo_call=_clip32(lo.astype(np.int64) - shift),
+                hi_call=_clip32(hi.astype(np.int64) - shift),
+                and_mask=_and_mask(lo, hi, s.y.bound),
+            )
+
+        return _Tail(make)
+
+    def visit_scores(self, op: Scores, x: ValueInfo, y: ValueInfo) -> _Part:
         bias = self.tensors[op.bias] if op.bias is not None else None
         args = (op.input_scale, bias, self.tensors[op.scale], self.tensors[op.shift])
-        return _ScoresStage(**vars(s), scores_args=args)
+        return _Tail(lambda s: _ScoresStage(**vars(s), scores_args=args))
 
 
 def _clip32(values: np.ndarray) -> np.ndarray:
@@ -488,17 +498,12 @@ class Model:
 
 
 def _and_mask(lo: np.ndarray, hi: np.ndarray, bound: int) -> np.ndarray | None:
-    """Packed per-channel pooling rule for thresholded bits (bit 1: AND, 0: OR), or None when
-    some channel's interval is neither an up-set nor a down-set on [−bound, bound]."""
-    lo64, hi64 = lo.astype(np.int64), hi.astype(np.int64)
-    constant = (
-        (lo64 > hi64) | (lo64 > bound) | (hi64 < -bound) | ((lo64 <= -bound) & (hi64 >= bound))
-    )
-    up = hi64 >= bound
-    down = lo64 <= -bound
-    if not np.all(constant | up | down):
+    """Packed per-channel pooling rule for thresholded bits (bit 1: AND, 0: OR; see
+    :mod:`binarynet.graph.thresholds`), or None when a channel is INSIDE (no bit rule)."""
+    kinds = thresholds.classify(lo, hi, bound)
+    if np.any(kinds == thresholds.Kind.INSIDE):
         return None
-    return bnnfile.pack_bits(~(down & ~up))  # AND for up-sets and constants, OR for down-sets
+    return pack_bits(kinds != thresholds.Kind.DOWN)  # OR for down-sets, AND for the rest
 
 
 def load(

@@ -1,6 +1,7 @@
 """The Triton kernels behind :mod:`binarynet.backends.gpu.bgemm` (imported only on first use).
 
-This module imports ``triton`` at its top, so it is never imported by ``import binarynet.backends.gpu``;
+This module imports ``triton`` at its top, so it is never imported by ``import
+binarynet.backends.gpu``;
 :func:`binarynet.backends.gpu.bgemm.kernels` imports it (with ``TRITON_INTERPRET`` set as asked) and
 turns a missing ``triton`` into a clear error. Whether the kernels run compiled on a GPU or
 under Triton's CPU interpreter is fixed when this module is executed (``triton.jit`` reads

@@ -112,8 +112,8 @@ def kernels(interpret: bool | None = None) -> ModuleType:
             target = "on CPU tensors" if interpret else "on the GPU"
             env_hint = "1" if interpret else "0 / unset"
             raise GpuUnavailableError(
-                f"the binarynet.backends.gpu kernels were loaded {loaded} in this process and cannot run "
-                f"{target} (start a process with TRITON_INTERPRET={env_hint})"
+                f"the binarynet.backends.gpu kernels were loaded {loaded} in this process and "
+                f"cannot run {target} (start a process with TRITON_INTERPRET={env_hint})"
             )
         return mod
     if interpret is None:

@@ -1,12 +1,12 @@
 """Compile the Triton kernels for an NVIDIA GPU without one, and report their resources.
 
 Triton compiles ahead of time with the ``ptxas`` bundled in its wheel, so a machine with no GPU
-(CI) can check that every kernel of :mod:`binarynet.backends.gpu._triton_kernels` lowers to SASS, that
-the popcount is the hardware ``POPC`` instruction, and how many registers each uses and whether
+(CI) can check that every kernel of :mod:`binarynet.backends.gpu._triton_kernels` lowers to SASS,
+that the popcount is the hardware ``POPC`` instruction, and how many registers each uses and whether
 it spills — what the interpreter, which runs on NumPy, cannot tell. Run::
 
-    python -m binarynet.backends.gpu.compile_check            # sm_90 (H100), the default launch sizes
-    python -m binarynet.backends.gpu.compile_check --arch 80  # A100
+    python -m binarynet.backends.gpu.compile_check            # sm_90 (H100), the default launch
+    sizes python -m binarynet.backends.gpu.compile_check --arch 80  # A100
 
 It must run in a process without ``TRITON_INTERPRET`` (the kernels are defined compiled). It
 uses Triton's compiler entry points (``triton.compile``, ``ASTSource``, ``GPUTarget``), which
@@ -87,8 +87,8 @@ def compile_all(
     num_warps: int | None = None,
 ) -> list[dict[str, Any]]:
     """Compile every kernel for ``sm_<arch>`` (``num_warps=None``: each kernel's default, as
-    :mod:`binarynet.backends.gpu.bgemm` launches it); one dict per kernel: name, registers, stack bytes
-    (spills), number of POPC instructions in the SASS (when cuobjdump is bundled)."""
+    :mod:`binarynet.backends.gpu.bgemm` launches it); one dict per kernel: name, registers, stack
+    bytes (spills), number of POPC instructions in the SASS (when cuobjdump is bundled)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource

@@ -2,7 +2,7 @@
 
 QONNX is ONNX with a few quantization ops (``BipolarQuant``, ``Quant``, ...) and FINN's
 ``MultiThreshold``, all in the domain ``qonnx.custom_op.general``; FINN compiles such graphs into
-FPGA dataflow accelerators. This back-end is a :class:`binarynet.graph.ops.GraphVisitor`: one
+FPGA dataflow accelerators. This back-end is a :class:`binarynet.graph.visitor.GraphVisitor`: one
 ``visit_<type>`` per op writes that op's ONNX nodes. Only NumPy and the ``onnx`` package are
 needed (``pip install 'binarynet[qonnx]'``, which also brings qonnx and onnxruntime to run it).
 
@@ -44,8 +44,8 @@ summation order):
   weights). An interval strictly inside [−R, R] (neither set; only a hand-made file has one)
   is refused: one threshold cannot express it.
 - **scores**: ``Mul(input_scale)``, ``Add(bias)`` (when there is one), ``Mul(scale)``,
-  ``Add(shift)``: the four float32 operations of :func:`binarynet.graph.ops.affine_eval` in the same
-  order, each rounded once, so the output ``scores`` [B, classes] is bit-identical to the
+  ``Add(shift)``: the four float32 operations of :func:`binarynet.graph.values.affine_eval` in the
+  same order, each rounded once, so the output ``scores`` [B, classes] is bit-identical to the
   engine's.
 
 The preprocessor: ``pixels`` is the identity on uint8 images and needs nothing. ``gcn-zca``
@@ -65,23 +65,17 @@ import numpy as np
 
 import binarynet
 from binarynet.atomic import atomic_write_bytes
-from binarynet.graph import bnnfile
-from binarynet.graph.ops import (
-    Conv2d,
-    Dense,
-    Graph,
-    GraphVisitor,
-    MaxPool2d,
-    Scores,
-    Threshold,
-    ValueInfo,
-    op_label,
-)
+from binarynet.graph import bnnfile, thresholds
+from binarynet.graph.graph import Graph, undeployable_preprocessor
+from binarynet.graph.ops import Conv2d, Dense, MaxPool2d, Scores, Threshold, op_label
+from binarynet.graph.thresholds import Kind
+from binarynet.graph.values import ValueInfo
+from binarynet.graph.visitor import GraphVisitor
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["QONNX_DOMAIN", "export_qonnx", "threshold_signs", "to_qonnx"]
+__all__ = ["QONNX_DOMAIN", "threshold_signs", "to_qonnx", "write_qonnx"]
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 """The domain of qonnx's custom ops (BipolarQuant, MultiThreshold)."""
@@ -108,17 +102,15 @@ def threshold_signs(
     (the table in the module docstring). Raises ValueError for an interval strictly inside the
     range (neither y ≥ t nor y ≤ t)."""
     lo64, hi64 = lo.astype(np.int64), hi.astype(np.int64)
-    never = (lo64 > hi64) | (lo64 > bound) | (hi64 < -bound)
-    always = ~never & (lo64 <= -bound) & (hi64 >= bound)
-    up = ~never & ~always & (hi64 >= bound)
-    down = ~never & ~always & (lo64 <= -bound)
-    neither = ~(never | always | up | down)
-    if np.any(neither):
-        c = int(np.flatnonzero(neither)[0])
+    kinds = thresholds.classify(lo, hi, bound)
+    inside = kinds == Kind.INSIDE
+    if np.any(inside):
+        c = int(np.flatnonzero(inside)[0])
         raise ValueError(
             f"{where}: channel {c} is +1 iff {lo64[c]} ≤ y ≤ {hi64[c]}, strictly inside the "
             f"reachable range ±{bound}; QONNX's MultiThreshold expresses only y ≥ t or y ≤ t"
         )
+    never, always, up, down = (kinds == k for k in (Kind.NEVER, Kind.ALWAYS, Kind.UP, Kind.DOWN))
     sign = np.where(down, np.float32(-1), np.float32(1))
     t = np.select([never, always, up], [bound + 1, -bound, lo64], -hi64)
     return sign.astype(np.float32), t.astype(np.float32)
@@ -316,30 +308,25 @@ def to_qonnx(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    kind = (graph.preprocess or {}).get("kind")
-    if kind not in (None, "pixels") and not preprocessed_input:
-        raise ValueError(
-            f"the model's images go through the {kind!r} preprocessor (GCN + ZCA: a per-image "
-            "norm and a float matrix), which QONNX/FINN cannot run as integer dataflow; train "
-            "with --preprocess pixels, or export the network alone (preprocessed_input=True)"
-        )
+    refusal = undeployable_preprocessor(graph, "QONNX/FINN integer dataflow")
+    if refusal is not None and not preprocessed_input:
+        raise ValueError(f"{refusal}, or export the network alone (preprocessed_input=True)")
     values = graph.infer(bnnfile.tensor_table(tensors))
     graph.check_values(values, tensors)
     return _QONNXWriter(graph, tensors, batch_size).model(values)
 
 
-def export_qonnx(
-    model: str | os.PathLike[str],
+def write_qonnx(
+    model: str | os.PathLike[str] | bnnfile.BNNFile,
     out: str | os.PathLike[str],
     *,
     batch_size: int = 1,
     preprocessed_input: bool = False,
 ) -> onnx.ModelProto:
-    """Write the QONNX model of the ``.bnn`` file ``model`` to ``out`` (atomically); returns it.
-    See :func:`to_qonnx`, which also takes a graph exported in memory from a torch model
-    (``to_qonnx(*binarynet.export.build_graph(model))``; ``binarynet export --format qonnx``
-    does that for a checkpoint)."""
-    bnn = bnnfile.load(model)
+    """Write the QONNX model of ``model`` (a ``.bnn`` path or a loaded
+    :class:`~binarynet.graph.bnnfile.BNNFile`; :func:`binarynet.deploy.export_qonnx` also takes
+    a checkpoint) to ``out`` (atomically); returns it. See :func:`to_qonnx`."""
+    bnn = model if isinstance(model, bnnfile.BNNFile) else bnnfile.load(model)
     proto = to_qonnx(
         bnn.graph, bnn.tensors, batch_size=batch_size, preprocessed_input=preprocessed_input
     )
