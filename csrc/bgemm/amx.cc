@@ -107,9 +107,9 @@ inline void block_rows(const std::uint64_t* w, std::size_t ldw, std::size_t n, s
 
 // Word k of W rows j0 .. j1 − 1 of a block into its expansion dst.
 __attribute__((always_inline)) inline void expand_weight_words(const std::uint64_t* const src[32],
-                                                                std::size_t j0, std::size_t j1,
-                                                                std::size_t k, std::size_t nwords,
-                                                                std::int8_t* dst) {
+                                                               std::size_t j0, std::size_t j1,
+                                                               std::size_t k, std::size_t nwords,
+                                                               std::int8_t* dst) {
   for (std::size_t j = j0; j < j1; ++j)
     _mm512_store_si512(dst + ((j / 16) * nwords + k) * kTileBytes + 64 * (j % 16),
                        signs(src[j][k]));
@@ -152,15 +152,16 @@ __attribute__((always_inline)) inline void finish_tile(const Pending& p, int q, 
 }
 
 template <bool kCorr, bool kBits>
-void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
-              std::size_t nwords, const std::uint64_t* w, std::size_t ldw, std::size_t n0,
-              std::size_t n1, const Epilogue& ep) {
+void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows, std::size_t nwords,
+              const std::uint64_t* w, std::size_t ldw, std::size_t n0, std::size_t n1,
+              const Epilogue& ep) {
   const std::size_t npanels = (rows + kPanelRows - 1) / kPanelRows;
   const std::size_t ngroups = (rows + 31) / 32 * 2;  // pairs of 16-row groups
   const std::size_t npairs = ngroups / 2;
   const std::size_t group_bytes = nwords * kTileBytes;
   std::int8_t* a = a_scratch.get<std::int8_t>(ngroups * group_bytes);
-  std::int8_t* wbuf = w_scratch.get<std::int8_t>(4 * group_bytes);  // two blocks: this one and the next
+  // Two blocks of expanded W: this one and the next.
+  std::int8_t* wbuf = w_scratch.get<std::int8_t>(4 * group_bytes);
   expand_activations(panels, npanels, nwords, ngroups, a);
   const std::int32_t full = static_cast<std::int32_t>(64 * nwords);
   // The vector ports are idle while the AMX unit multiplies, so the reduction loop of each 2 × 2

@@ -16,9 +16,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
-#include <new>
-
 #include <memory>
+#include <new>
 
 #include "bgemm/reference.h"
 #include "bitpack.h"
@@ -55,8 +54,7 @@ inline std::size_t block_rows(std::size_t budget, std::size_t row_bytes, std::si
 // units [0, units) in groups (a unit is the op's column tile: 8 columns of the binary GEMM, one
 // 16-output weight block of the byte GEMM), on `threads` threads.
 template <class F>
-void for_each_task(std::size_t rows, std::size_t row_block, std::size_t units, int threads,
-                   F&& f) {
+void for_each_task(std::size_t rows, std::size_t row_block, std::size_t units, int threads, F&& f) {
   if (rows == 0 || units == 0) return;
   const std::size_t nrb = ceil_div(rows, row_block);
   std::size_t ngroups = 1;

@@ -56,8 +56,8 @@ void u8_loop(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t
     const int nc = static_cast<int>(b1 - b < kC ? b1 - b : kC);
     for (std::size_t r = 0; r < rows; r += kR) {
       const int nr = static_cast<int>(rows - r < kR ? rows - r : kR);
-      tile_rows<Micro, kBits>(nr, nc, a + r * lda, lda, m0 + r, wp + b * bstride, kg,
-                              b * kU8Block, N, ep);
+      tile_rows<Micro, kBits>(nr, nc, a + r * lda, lda, m0 + r, wp + b * bstride, kg, b * kU8Block,
+                              N, ep);
     }
   }
 }
