@@ -6,7 +6,8 @@
 // last real element of a row are zero in every operand, so for two packed rows of K real elements
 //     dot(a, w) = K − 2·popcount(a ⊕ w).
 //
-// Everything in this header is compiled for the baseline ISA (it is included by bindings.cc).
+// Everything in this header is compiled for the baseline ISA (the bindings, the op drivers and
+// the reference kernels include it; no kernel translation unit does).
 #pragma once
 
 #include <cstddef>

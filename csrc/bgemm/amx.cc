@@ -7,9 +7,10 @@
 // and over the 64·nwords bit positions of two packed rows (padding bits included: zero in both,
 // i.e. +1·+1)
 //     dot₊(a, w) = 64·nwords − 2·popcount(a ⊕ w)   ⇒   pc = (64·nwords − dot₊) / 2,
-// the popcount the XOR kernels produce; the shared epilogue (bgemm/driver.h, RowSink) then turns
-// pc into base − 2·pc (+ correction, or threshold bits) exactly as for every other kernel. dot₊
-// is a dot product of int8 vectors of ±1: TDPBSSD computes it exactly (|sums| ≤ 64·nwords < 2³¹).
+// the popcount the XOR kernels produce; the shared epilogue (bgemm/kernel_loops.h, RowSink) then
+// turns pc into base − 2·pc (+ correction, or threshold bits) exactly as for every other kernel.
+// dot₊ is a dot product of int8 vectors of ±1: TDPBSSD computes it exactly
+// (|sums| ≤ 64·nwords < 2³¹).
 //
 // Layout. Bits are expanded to ±1 bytes right before use: VPMOVM2B turns a 64-bit word into 64
 // bytes 0 / −1, OR 1 makes them +1 / −1. The weights W are the tiles' first operand (16 W rows
@@ -36,7 +37,7 @@
   _mm256_mask_storeu_epi32(p, static_cast<__mmask8>((1u << (nc)) - 1), __m256i(v))
 #define BN_LOAD_PARTIAL8(p, nc) \
   v8i(_mm256_maskz_loadu_epi32(static_cast<__mmask8>((1u << (nc)) - 1), p))
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace amx_impl {

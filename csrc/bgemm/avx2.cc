@@ -18,7 +18,7 @@
 #define BN_STORE_PARTIAL8(p, v, nc)                                                               \
   _mm256_maskstore_epi32(p, __m256i(v8i{0, 1, 2, 3, 4, 5, 6, 7} < static_cast<std::int32_t>(nc)), \
                          __m256i(v))
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace avx2_impl {

@@ -19,7 +19,7 @@
   _mm256_mask_storeu_epi32(p, static_cast<__mmask8>((1u << (nc)) - 1), __m256i(v))
 #define BN_LOAD_PARTIAL8(p, nc) \
   v8i(_mm256_maskz_loadu_epi32(static_cast<__mmask8>((1u << (nc)) - 1), p))
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace avx512_impl {

@@ -20,7 +20,7 @@
 #include <cstring>
 
 namespace {
-// Bit j = sign bit of lane j of 8 int32 lanes (the driver's v8i, passed as memory).
+// Bit j = sign bit of lane j of 8 int32 lanes (kernel_loops.h's v8i, passed as memory).
 inline unsigned bn_neon_movemask8(const void* p) {
   std::int32_t x[8];
   std::memcpy(x, p, sizeof x);
@@ -38,7 +38,7 @@ inline unsigned bn_neon_movemask8(const void* p) {
     const auto bn_v_ = (v);    \
     bn_neon_movemask8(&bn_v_); \
   })
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace neon_impl {

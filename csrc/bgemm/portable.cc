@@ -7,7 +7,7 @@
 // folded into one number — the fold (two more steps and a multiply) is paid once per 31 words.
 // The loops run over the 8 lanes of a panel, which the compiler vectorises with SSE2.
 #define BN_KERNEL_NS portable_impl
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace portable_impl {

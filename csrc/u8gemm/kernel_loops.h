@@ -1,7 +1,8 @@
-// The loop shared by the byte-GEMM kernels (see kernel.h): column tiles of the prepared weights,
-// then row tiles, each handed to the ISA's micro-kernel. Each kernel translation unit defines
-// BN_U8_NS and a micro-kernel class, then includes this file (compiled once per ISA under its own
-// name: never share an inline symbol across translation units with different ISA flags).
+// The kernel loop of the byte GEMM, shared by its ISA kernels (see kernel.h): inside one task of
+// the driver (u8gemm.cc), column tiles of the prepared weights, then row tiles, each handed to the
+// ISA's micro-kernel. Each kernel translation unit defines BN_U8_NS and a micro-kernel class, then
+// includes this file (compiled once per ISA under its own name: never share an inline symbol
+// across translation units with different ISA flags).
 //
 // A micro-kernel is a class with
 //   static constexpr int kRows, kCols;   // largest tile: rows of A × blocks of 16 outputs
@@ -12,7 +13,7 @@
 //      rows m .. m + R − 1 (A rows at a, stride lda) × the C blocks at w (first column n), with
 //      the epilogue applied; R ≤ kRows, C ≤ kCols (edge tiles are smaller instantiations).
 #ifndef BN_U8_NS
-#error "define BN_U8_NS before including u8gemm/driver.h"
+#error "define BN_U8_NS before including u8gemm/kernel_loops.h"
 #endif
 
 #include <cstddef>

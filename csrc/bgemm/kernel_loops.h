@@ -1,8 +1,9 @@
-// The loops shared by the optimised kernels: tiling of (rows × columns) over a micro-kernel, and
-// the epilogue (see kernel.h for the maths). Each kernel translation unit defines BN_KERNEL_NS
-// (portable_impl, avx2_impl, avx512_impl) and then includes this file, so every function here is
-// compiled — and auto-vectorised — once per ISA, under a different name each time (never share an
-// inline symbol across translation units with different ISA flags: see kernel.h).
+// The kernel loops of the popcount GEMM, shared by its ISA kernels: tiling of (rows × columns)
+// over a micro-kernel, and the epilogue (see kernel.h for the maths). They run inside one task of
+// the op drivers (popcount.h); each kernel translation unit defines BN_KERNEL_NS (portable_impl,
+// avx2_impl, avx512_impl, amx_impl, neon_impl) and then includes this file, so every function here
+// is compiled — and auto-vectorised — once per ISA, under a different name each time (never share
+// an inline symbol across translation units with different ISA flags: see kernel.h).
 //
 // A micro-kernel is a class with
 //   static constexpr int kMaxPanels;   // panels (of 8 rows) per tile
@@ -21,7 +22,7 @@
 // Each translation unit may define BN_MOVEMASK8(v) (bit j = sign bit of lane j) before the
 // include; otherwise a generic loop is used.
 #ifndef BN_KERNEL_NS
-#error "define BN_KERNEL_NS before including driver.h"
+#error "define BN_KERNEL_NS before including bgemm/kernel_loops.h"
 #endif
 
 #include <cstddef>
