@@ -52,15 +52,15 @@ $(VENV)/.clang-format-$(CLANG_FORMAT_VERSION): $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check "clang-format==$(CLANG_FORMAT_VERSION)"
 	touch $@
 
-# Style (ruff) over every Python tree, types (mypy, configured in pyproject.toml) over src/, and
-# clang-format over csrc/ (fails on any file it would change; `make format` rewrites them).
+# clang-format over csrc/ (fails on any file it would change; `make format` rewrites them), style
+# (ruff) over every Python tree, types (mypy, configured in pyproject.toml) over src/.
 lint: $(VENV)/.installed $(VENV)/.clang-format-$(CLANG_FORMAT_VERSION)
-	$(BIN)/ruff check src tests benchmarks tools fuzz examples
-	$(BIN)/ruff format --check src tests benchmarks tools fuzz examples
-	$(BIN)/mypy
 	@$(BIN)/clang-format --dry-run -Werror $(CSRC_FILES) || { \
 	  echo "make lint: csrc/ is not formatted as .clang-format says; run 'make format'" \
 	    "(clang-format $(CLANG_FORMAT_VERSION), installed into $(VENV))" >&2; exit 1; }
+	$(BIN)/ruff check src tests benchmarks tools fuzz examples
+	$(BIN)/ruff format --check src tests benchmarks tools fuzz examples
+	$(BIN)/mypy
 
 # Formats every C/C++ file under csrc/ in place (clang-format, pinned above).
 format: $(VENV)/.clang-format-$(CLANG_FORMAT_VERSION)
