@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc src -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: test demo bench lint clean sanitize test-arm-kernels test-arm64
+.PHONY: test demo bench lint format clean sanitize test-arm-kernels test-arm64
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,28 @@ demo: $(VENV)/.installed
 	rm -rf runs/demo
 	$(BIN)/binarynet train --recipe mnist-demo --out runs/demo
 
-# Style (ruff) over every Python tree, types (mypy, configured in pyproject.toml) over src/.
-lint: $(VENV)/.installed
+# clang-format for csrc/ (style in .clang-format), pinned so that every machine formats alike: the
+# PyPI wheel, in the venv (a few MiB, no torch needed).
+CLANG_FORMAT_VERSION := 23.1.5
+CSRC_FILES = $(shell find csrc -type f \( -name '*.h' -o -name '*.cc' -o -name '*.c' -o -name '*.cpp' \) | sort)
+
+$(VENV)/.clang-format-$(CLANG_FORMAT_VERSION): $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check "clang-format==$(CLANG_FORMAT_VERSION)"
+	touch $@
+
+# clang-format over csrc/ (fails on any file it would change; `make format` rewrites them), style
+# (ruff) over every Python tree, types (mypy, configured in pyproject.toml) over src/.
+lint: $(VENV)/.installed $(VENV)/.clang-format-$(CLANG_FORMAT_VERSION)
+	@$(BIN)/clang-format --dry-run -Werror $(CSRC_FILES) || { \
+	  echo "make lint: csrc/ is not formatted as .clang-format says; run 'make format'" \
+	    "(clang-format $(CLANG_FORMAT_VERSION), installed into $(VENV))" >&2; exit 1; }
 	$(BIN)/ruff check src tests benchmarks tools fuzz examples
 	$(BIN)/ruff format --check src tests benchmarks tools fuzz examples
 	$(BIN)/mypy
+
+# Formats every C/C++ file under csrc/ in place (clang-format, pinned above).
+format: $(VENV)/.clang-format-$(CLANG_FORMAT_VERSION)
+	$(BIN)/clang-format -i $(CSRC_FILES)
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/mnist_mlp.py speed

@@ -1,12 +1,13 @@
 // Bit packing: the one bit convention of binarynet.
 //
-// A ±1 value is stored as one bit, bit = 1 for −1 (the float's sign bit) and 0 for +1; sign(0) = +1.
-// Values are packed along the reduction axis (input features; channels innermost for NHWC
-// convolutions) into 64-bit words, element k in bit (k % 64) of word (k / 64). Bits past the last
-// real element of a row are zero in every operand, so for two packed rows of K real elements
+// A ±1 value is stored as one bit, bit = 1 for −1 (the float's sign bit) and 0 for +1;
+// sign(0) = +1. Values are packed along the reduction axis (input features; channels innermost for
+// NHWC convolutions) into 64-bit words, element k in bit (k % 64) of word (k / 64). Bits past the
+// last real element of a row are zero in every operand, so for two packed rows of K real elements
 //     dot(a, w) = K − 2·popcount(a ⊕ w).
 //
-// Everything in this header is compiled for the baseline ISA (it is included by bindings.cc).
+// Everything in this header is compiled for the baseline ISA (the bindings, the op drivers and
+// the reference kernels include it; no kernel translation unit does).
 #pragma once
 
 #include <cstddef>
@@ -68,9 +69,9 @@ inline void unpack_signs(const std::uint64_t* packed, std::size_t rows, std::siz
 // w·word_stride] for the words_for(k) words of each plane; padding bits are zero. Since
 // x = Σ_n 2ⁿ·bitₙ(x), any linear reduction of x splits into eight binary ones.
 //
-// SSE2 path (baseline x86-64): shifting each 16-bit lane left by (7 − n) moves bit n of both of its
-// bytes to bit 7 of that byte (the low byte's bits cannot reach bit 15, they end at most at bit 14),
-// and movemask collects the top bit of the 16 bytes.
+// SSE2 path (baseline x86-64): shifting each 16-bit lane left by (7 − n) moves bit n of both of
+// its bytes to bit 7 of that byte (the low byte's bits cannot reach bit 15, they end at most at
+// bit 14), and movemask collects the top bit of the 16 bytes.
 inline void bitplanes_row(const std::uint8_t* x, std::size_t k, std::uint64_t* planes,
                           std::size_t plane_stride, std::size_t word_stride) {
   const std::size_t nw = words_for(k);
@@ -86,7 +87,8 @@ inline void bitplanes_row(const std::uint8_t* x, std::size_t k, std::uint64_t* p
     }
 #if defined(__SSE2__)
     __m128i v[4];
-    for (int q = 0; q < 4; ++q) v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16 * q));
+    for (int q = 0; q < 4; ++q)
+      v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16 * q));
     for (int n = 0; n < 8; ++n) {
       const __m128i shift = _mm_cvtsi32_si128(7 - n);
       std::uint64_t word = 0;

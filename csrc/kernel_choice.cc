@@ -110,15 +110,18 @@ Kernel named_kernel(const std::string& name) {
                                     "' is not supported by this CPU (available: " +
                                     [] {
                                       std::string s;
-                                      for (const auto& n : available_kernels()) s += (s.empty() ? "" : ", ") + n;
+                                      for (const auto& n : available_kernels())
+                                        s += (s.empty() ? "" : ", ") + n;
                                       return s;
-                                    }() + ")");
+                                    }() +
+                                    ")");
       return k;
     }
   }
-  throw std::invalid_argument("unknown kernel '" + name +
-                              "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', "
-                              "'amx-tiles', 'amx', 'neon', 'neon-dotprod')");
+  throw std::invalid_argument(
+      "unknown kernel '" + name +
+      "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', "
+      "'amx-tiles', 'amx', 'neon', 'neon-dotprod')");
 }
 
 }  // namespace
@@ -143,7 +146,8 @@ std::string default_kernel() {
       try {
         return kernel_name(named_kernel(name));
       } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(std::string("environment variable BINARYNET_KERNEL: ") + e.what());
+        throw std::invalid_argument(std::string("environment variable BINARYNET_KERNEL: ") +
+                                    e.what());
       }
     }
   }

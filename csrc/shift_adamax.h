@@ -3,10 +3,10 @@
 //
 // For every element, with w = 1 − β₁ and the step s = AP2(α / (1 − β₁ᵗ)) computed by the caller:
 //     g ← −g if maximize
-//     m ← m + w·(g − m)                  (torch.lerp: fma(w, g − m, m); for w ≥ ½ fma(w − 1, g − m, g))
-//     u ← max(β₂·u, |g|)                  (NaN propagates, as torch.maximum)
-//     d ← AP2(max(u, ε))                  (bit-exact: the carry trick of binarynet.training.quantize.ap2)
-//     p ← p + (−s)·(m / d)                (torch.addcdiv_)
+//     m ← m + w·(g − m)      (torch.lerp: fma(w, g − m, m); for w ≥ ½ fma(w − 1, g − m, g))
+//     u ← max(β₂·u, |g|)     (NaN propagates, as torch.maximum)
+//     d ← AP2(max(u, ε))     (bit-exact: the carry trick of binarynet.training.quantize.ap2)
+//     p ← p + (−s)·(m / d)   (torch.addcdiv_)
 // The torch implementation makes about a dozen passes over memory for this (one per operation);
 // the update is memory-bound, so one pass is several times faster. Each line rounds exactly as
 // the torch operation it replaces, so the two implementations agree bit for bit (tested); with
@@ -78,8 +78,8 @@ inline void shift_adamax_update(const ShiftAdaMaxStep& st, float* p, const float
                                 float* u, std::size_t n, int threads) {
   constexpr std::size_t kChunk = std::size_t{1} << 16;
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
-  const float coeff = std::fabs(st.one_minus_beta1) < 0.5f ? st.one_minus_beta1
-                                                           : st.one_minus_beta1 - 1.0f;
+  const float coeff =
+      std::fabs(st.one_minus_beta1) < 0.5f ? st.one_minus_beta1 : st.one_minus_beta1 - 1.0f;
   const bool exact = is_power_of_two(coeff);
   parallel_for(chunks, threads, [&](std::size_t c) {
     const std::size_t begin = c * kChunk;
@@ -92,8 +92,8 @@ inline void shift_adamax_update(const ShiftAdaMaxStep& st, float* p, const float
 }
 
 // sign(x) as float32 ±1 with sign(±0) = +1, for the training side's binarization of latent
-// weights (binarynet.training.quantize): out = copysign(1, x + 0.0), as its torch fallback computes it
-// (adding +0.0 turns −0.0 into +0.0; a NaN keeps its sign bit). One pass, parallel over chunks.
+// weights (binarynet.training.quantize): out = copysign(1, x + 0.0), as its torch fallback computes
+// it (adding +0.0 turns −0.0 into +0.0; a NaN keeps its sign bit). One pass, parallel over chunks.
 inline void sign_values(const float* x, float* out, std::size_t n, int threads) {
   constexpr std::size_t kChunk = std::size_t{1} << 16;
   parallel_for((n + kChunk - 1) / kChunk, threads, [&](std::size_t c) {

@@ -43,8 +43,8 @@ class Pool {
       for (std::size_t i = 0; i < ntasks; ++i) fn(ctx, i);
       return;
     }
-    const int helpers = static_cast<int>(
-        std::min<std::size_t>(static_cast<std::size_t>(threads - 1), ntasks - 1));
+    const int helpers =
+        static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads - 1), ntasks - 1));
     grow(helpers);
     {
       std::lock_guard<std::mutex> lk(mu_);

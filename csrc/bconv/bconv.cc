@@ -15,9 +15,8 @@ void bconv2d(Kernel kern, const ConvGeom& g, const std::uint64_t* x, const std::
              int threads, const gemm::Output& out) {
   const std::size_t M = g.rows(), N = g.O;
   if (kern == Kernel::Reference)
-    return gemm::reference_output(M, N, out, [&](std::int32_t* v) {
-      reference::bconv2d(g, x, w, v);
-    });
+    return gemm::reference_output(M, N, out,
+                                  [&](std::int32_t* v) { reference::bconv2d(g, x, w, v); });
   const PaddingCorrection pc = padding_correction(g, w);
   Epilogue ep;
   ep.base = static_cast<std::int32_t>(g.kh * g.kw * g.c);

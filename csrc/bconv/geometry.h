@@ -21,8 +21,8 @@ struct ConvGeom {
     Wo = (W + 2 * pw - kw) / sw + 1;
     return true;
   }
-  std::size_t rows() const { return B * Ho * Wo; }            // GEMM rows (output pixels)
-  std::size_t row_words() const { return kh * kw * cw; }       // GEMM reduction words
+  std::size_t rows() const { return B * Ho * Wo; }        // GEMM rows (output pixels)
+  std::size_t row_words() const { return kh * kw * cw; }  // GEMM reduction words
   // Range [lo, hi) of kernel rows ky whose input row oh·sh − ph + ky lies inside [0, H).
   void valid_taps(std::size_t o, std::size_t s, std::size_t p, std::size_t k, std::size_t n,
                   std::size_t* lo, std::size_t* hi) const {

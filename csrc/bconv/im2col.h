@@ -33,12 +33,15 @@ inline void conv_rows_to_panels(const ConvGeom& g, const std::uint64_t* x, std::
         continue;
       }
       std::uint64_t* out = panel + l;
-      const std::int64_t ih0 = static_cast<std::int64_t>(oh * g.sh) - static_cast<std::int64_t>(g.ph);
-      const std::int64_t iw0 = static_cast<std::int64_t>(ow * g.sw) - static_cast<std::int64_t>(g.pw);
+      const std::int64_t ih0 =
+          static_cast<std::int64_t>(oh * g.sh) - static_cast<std::int64_t>(g.ph);
+      const std::int64_t iw0 =
+          static_cast<std::int64_t>(ow * g.sw) - static_cast<std::int64_t>(g.pw);
       for (std::size_t ky = 0; ky < g.kh; ++ky) {
         const std::int64_t ih = ih0 + static_cast<std::int64_t>(ky);
         const bool row_in = ih >= 0 && ih < static_cast<std::int64_t>(g.H);
-        const std::uint64_t* xrow = x + (b * g.H + static_cast<std::size_t>(row_in ? ih : 0)) * g.W * g.cw;
+        const std::uint64_t* xrow =
+            x + (b * g.H + static_cast<std::size_t>(row_in ? ih : 0)) * g.W * g.cw;
         for (std::size_t kx = 0; kx < g.kw; ++kx) {
           const std::int64_t iw = iw0 + static_cast<std::int64_t>(kx);
           if (row_in && iw >= 0 && iw < static_cast<std::int64_t>(g.W)) {

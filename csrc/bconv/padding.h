@@ -72,8 +72,8 @@ inline PaddingCorrection padding_correction(const ConvGeom& g, const std::uint64
       std::int32_t* row = pcorr.table.data() + (i * cr.size() + j) * ld;
       for (std::size_t ky = 0; ky < g.kh; ++ky)
         for (std::size_t kx = 0; kx < g.kw; ++kx) {
-          const bool inside = ky >= rr[i].first && ky < rr[i].second && kx >= cr[j].first &&
-                              kx < cr[j].second;
+          const bool inside =
+              ky >= rr[i].first && ky < rr[i].second && kx >= cr[j].first && kx < cr[j].second;
           if (inside) continue;
           for (std::size_t o = 0; o < g.O; ++o) row[o] += s[o * T + ky * g.kw + kx];
         }

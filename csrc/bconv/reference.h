@@ -20,13 +20,16 @@ inline void bconv2d(const ConvGeom& g, const std::uint64_t* x, const std::uint64
           std::int64_t s = 0;
           for (std::size_t ky = 0; ky < g.kh; ++ky)
             for (std::size_t kx = 0; kx < g.kw; ++kx) {
-              const std::int64_t ih = static_cast<std::int64_t>(oh * g.sh + ky) - static_cast<std::int64_t>(g.ph);
-              const std::int64_t iw = static_cast<std::int64_t>(ow * g.sw + kx) - static_cast<std::int64_t>(g.pw);
+              const std::int64_t ih =
+                  static_cast<std::int64_t>(oh * g.sh + ky) - static_cast<std::int64_t>(g.ph);
+              const std::int64_t iw =
+                  static_cast<std::int64_t>(ow * g.sw + kx) - static_cast<std::int64_t>(g.pw);
               if (ih < 0 || iw < 0 || ih >= static_cast<std::int64_t>(g.H) ||
                   iw >= static_cast<std::int64_t>(g.W))
                 continue;
               const std::uint64_t* xp = x + ((b * g.H + static_cast<std::size_t>(ih)) * g.W +
-                                             static_cast<std::size_t>(iw)) * g.cw;
+                                             static_cast<std::size_t>(iw)) *
+                                                g.cw;
               const std::uint64_t* wp = w + ((o * g.kh + ky) * g.kw + kx) * g.cw;
               std::int64_t pc = 0;
               for (std::size_t i = 0; i < g.cw; ++i) pc += __builtin_popcountll(xp[i] ^ wp[i]);

@@ -7,9 +7,10 @@
 // and over the 64·nwords bit positions of two packed rows (padding bits included: zero in both,
 // i.e. +1·+1)
 //     dot₊(a, w) = 64·nwords − 2·popcount(a ⊕ w)   ⇒   pc = (64·nwords − dot₊) / 2,
-// the popcount the XOR kernels produce; the shared epilogue (bgemm/driver.h, RowSink) then turns
-// pc into base − 2·pc (+ correction, or threshold bits) exactly as for every other kernel. dot₊
-// is a dot product of int8 vectors of ±1: TDPBSSD computes it exactly (|sums| ≤ 64·nwords < 2³¹).
+// the popcount the XOR kernels produce; the shared epilogue (bgemm/kernel_loops.h, RowSink) then
+// turns pc into base − 2·pc (+ correction, or threshold bits) exactly as for every other kernel.
+// dot₊ is a dot product of int8 vectors of ±1: TDPBSSD computes it exactly
+// (|sums| ≤ 64·nwords < 2³¹).
 //
 // Layout. Bits are expanded to ±1 bytes right before use: VPMOVM2B turns a 64-bit word into 64
 // bytes 0 / −1, OR 1 makes them +1 / −1. The weights W are the tiles' first operand (16 W rows
@@ -36,7 +37,7 @@
   _mm256_mask_storeu_epi32(p, static_cast<__mmask8>((1u << (nc)) - 1), __m256i(v))
 #define BN_LOAD_PARTIAL8(p, nc) \
   v8i(_mm256_maskz_loadu_epi32(static_cast<__mmask8>((1u << (nc)) - 1), p))
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace amx_impl {
@@ -107,9 +108,9 @@ inline void block_rows(const std::uint64_t* w, std::size_t ldw, std::size_t n, s
 
 // Word k of W rows j0 .. j1 − 1 of a block into its expansion dst.
 __attribute__((always_inline)) inline void expand_weight_words(const std::uint64_t* const src[32],
-                                                                std::size_t j0, std::size_t j1,
-                                                                std::size_t k, std::size_t nwords,
-                                                                std::int8_t* dst) {
+                                                               std::size_t j0, std::size_t j1,
+                                                               std::size_t k, std::size_t nwords,
+                                                               std::int8_t* dst) {
   for (std::size_t j = j0; j < j1; ++j)
     _mm512_store_si512(dst + ((j / 16) * nwords + k) * kTileBytes + 64 * (j % 16),
                        signs(src[j][k]));
@@ -152,15 +153,16 @@ __attribute__((always_inline)) inline void finish_tile(const Pending& p, int q, 
 }
 
 template <bool kCorr, bool kBits>
-void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows,
-              std::size_t nwords, const std::uint64_t* w, std::size_t ldw, std::size_t n0,
-              std::size_t n1, const Epilogue& ep) {
+void amx_loop(const std::uint64_t* panels, std::size_t row0, std::size_t rows, std::size_t nwords,
+              const std::uint64_t* w, std::size_t ldw, std::size_t n0, std::size_t n1,
+              const Epilogue& ep) {
   const std::size_t npanels = (rows + kPanelRows - 1) / kPanelRows;
   const std::size_t ngroups = (rows + 31) / 32 * 2;  // pairs of 16-row groups
   const std::size_t npairs = ngroups / 2;
   const std::size_t group_bytes = nwords * kTileBytes;
   std::int8_t* a = a_scratch.get<std::int8_t>(ngroups * group_bytes);
-  std::int8_t* wbuf = w_scratch.get<std::int8_t>(4 * group_bytes);  // two blocks: this one and the next
+  // Two blocks of expanded W: this one and the next.
+  std::int8_t* wbuf = w_scratch.get<std::int8_t>(4 * group_bytes);
   expand_activations(panels, npanels, nwords, ngroups, a);
   const std::int32_t full = static_cast<std::int32_t>(64 * nwords);
   // The vector ports are idle while the AMX unit multiplies, so the reduction loop of each 2 × 2

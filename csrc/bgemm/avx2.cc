@@ -15,10 +15,10 @@
 
 #define BN_KERNEL_NS avx2_impl
 #define BN_MOVEMASK8(v) static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(__m256i(v))))
-#define BN_STORE_PARTIAL8(p, v, nc)                                                      \
+#define BN_STORE_PARTIAL8(p, v, nc)                                                               \
   _mm256_maskstore_epi32(p, __m256i(v8i{0, 1, 2, 3, 4, 5, 6, 7} < static_cast<std::int32_t>(nc)), \
                          __m256i(v))
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace avx2_impl {
@@ -45,9 +45,10 @@ inline __m256i byte_counts(__m256i x, __m256i table, __m256i low4) {
 }
 
 template <BitOp OP>
-inline void panel_4cols(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[4],
-                        __m256i tot[2][4]) {
-  const __m256i table = nibble_table(), low4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+inline void panel_4cols(const std::uint64_t* a, std::size_t nwords,
+                        const std::uint64_t* const wr[4], __m256i tot[2][4]) {
+  const __m256i table = nibble_table(), low4 = _mm256_set1_epi8(0x0f),
+                zero = _mm256_setzero_si256();
 #pragma GCC unroll 2
   for (int h = 0; h < 2; ++h)
 #pragma GCC unroll 4

@@ -19,7 +19,7 @@
   _mm256_mask_storeu_epi32(p, static_cast<__mmask8>((1u << (nc)) - 1), __m256i(v))
 #define BN_LOAD_PARTIAL8(p, nc) \
   v8i(_mm256_maskz_loadu_epi32(static_cast<__mmask8>((1u << (nc)) - 1), p))
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace avx512_impl {
@@ -77,7 +77,8 @@ __attribute__((always_inline)) inline __m256i reduce8(__m512i v[8]) {
 
 template <BitOp OP, int P, bool kCombinePlanes, class Sink>
 __attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, std::size_t nwords,
-                                                       const std::uint64_t* const wr[8], Sink& sink) {
+                                                       const std::uint64_t* const wr[8],
+                                                       Sink& sink) {
   // (The pragmas make sure the tile loops are unrolled whatever GCC's size heuristics say, so the
   // accumulators live in registers.)
   __m512i acc[P][8];
@@ -119,7 +120,7 @@ __attribute__((always_inline)) inline void tile_kernel(const std::uint64_t* a, s
     __m256i r[8];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtepi64_epi32(acc[p][j]);  // lanes: rows
-    transpose8x8(r);                                                     // lanes: columns
+    transpose8x8(r);                                                      // lanes: columns
 #pragma GCC unroll 8
     for (int l = 0; l < 8; ++l) s(p * 8 + l, v8i(r[l]));
   }

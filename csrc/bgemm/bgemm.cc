@@ -51,9 +51,8 @@ void bgemm(Kernel kern, const std::uint64_t* a, std::size_t M, const std::uint64
            std::size_t N, std::size_t nw, std::size_t k, int threads, const gemm::Output& out,
            const std::uint64_t* w_panels) {
   if (kern == Kernel::Reference)
-    return gemm::reference_output(M, N, out, [&](std::int32_t* v) {
-      reference::bgemm(a, M, w, N, nw, k, v);
-    });
+    return gemm::reference_output(M, N, out,
+                                  [&](std::int32_t* v) { reference::bgemm(a, M, w, N, nw, k, v); });
   Epilogue ep;
   ep.base = static_cast<std::int32_t>(k);
   gemm::set_sink(ep, N, out);
@@ -71,9 +70,8 @@ void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_
                    const std::uint64_t* w, std::size_t N, std::size_t nw, int threads,
                    const gemm::Output& out) {
   if (kern == Kernel::Reference)
-    return gemm::reference_output(M, N, out, [&](std::int32_t* v) {
-      reference::bitplane_gemm(x, M, K, w, N, nw, v);
-    });
+    return gemm::reference_output(
+        M, N, out, [&](std::int32_t* v) { reference::bitplane_gemm(x, M, K, w, N, nw, v); });
   std::unique_ptr<std::int32_t[]> rowsum(new std::int32_t[std::max<std::size_t>(M, 1)]);
   auto pack = [&](std::size_t r0, std::size_t n, std::uint64_t* dst) {
     // r0, n count A rows (8 per x row); both are multiples of 8 here.
@@ -93,15 +91,16 @@ void bitplane_gemm(Kernel kern, const std::uint8_t* x, std::size_t M, std::size_
   ep.row_base = rowsum.get();
   ep.planes = 8;
   gemm::set_sink(ep, N, out);
-  popcount::run(popcount::kernel_set(kern), BitOp::And, M * kPanelRows, nw, pack, nullptr, 0, w,
-                nw, N, ep, threads);
+  popcount::run(popcount::kernel_set(kern), BitOp::And, M * kPanelRows, nw, pack, nullptr, 0, w, nw,
+                N, ep, threads);
 }
 
 void threshold_bits(Kernel kern, const std::int32_t* y, std::size_t M, std::size_t N,
                     const std::int32_t* lo, const std::int32_t* hi, int threads,
                     std::uint64_t* out) {
   if (kern == Kernel::Reference) return reference::threshold_bits(y, M, N, lo, hi, out);
-  const std::size_t per = std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(N, 1));
+  const std::size_t per =
+      std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(N, 1));
   parallel_for(gemm::ceil_div(M, per), threads, [&](std::size_t t) {
     const std::size_t m0 = t * per, m1 = std::min(M, m0 + per);
     reference::threshold_bits(y + m0 * N, m1 - m0, N, lo, hi, out + m0 * words_for(N));

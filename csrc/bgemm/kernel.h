@@ -1,6 +1,6 @@
 // The interface between the operation drivers (bgemm.cc + popcount.h, bconv/bconv.cc; baseline
-// ISA) and the optimised kernels (portable.cc, avx2.cc, avx512.cc, amx.cc, each compiled with its own ISA
-// flags).
+// ISA) and the optimised kernels (portable.cc, avx2.cc, avx512.cc, amx.cc, each compiled with its
+// own ISA flags).
 //
 // Everything that crosses it is plain data: no STL types, no inline functions shared with the
 // baseline translation units. (An inline function or template instantiated in an AVX-512
@@ -8,7 +8,7 @@
 // be the AVX-512 one, and the module then dies with SIGILL on an older CPU.)
 //
 // The maths. Every operation is a "popcount GEMM" over bit rows
-//     pc[r][n] = Σ_k popcount(op(A[r][k], W[n][k])),  op = XOR (±1 dot products) or AND (bit planes)
+//     pc[r][n] = Σ_k popcount(op(A[r][k], W[n][k])), op = XOR (±1 dot products) or AND (bit planes)
 // followed by an epilogue that turns pc into the result:
 //     x[m][n] = base + row_base[m] + corr[corr_row[m] + n] − 2·Σ_{p<planes} 2ᵖ·pc[m·planes + p][n]
 // (each term present only when its pointer is set), then stores x as int32 or as a threshold bit.
@@ -51,9 +51,9 @@ struct Epilogue {
 // A rows (multiples of `planes`; row0 a multiple of 8) and n0 is a multiple of 8 (so that threshold
 // bits of different calls land in different bytes). `panels` holds the A rows starting at row0.
 // W rows are read directly (row stride ldw words); columns past N are never read.
-using PanelsFn = void (*)(BitOp op, const std::uint64_t* panels, std::size_t row0,
-                          std::size_t rows, std::size_t nwords, const std::uint64_t* w,
-                          std::size_t ldw, std::size_t n0, std::size_t n1, const Epilogue& ep);
+using PanelsFn = void (*)(BitOp op, const std::uint64_t* panels, std::size_t row0, std::size_t rows,
+                          std::size_t nwords, const std::uint64_t* w, std::size_t ldw,
+                          std::size_t n0, std::size_t n1, const Epilogue& ep);
 
 // Same for a few (< 4, see popcount.h) unpacked rows of A (row stride lda words): the batch-1
 // path, memory-bound on W, where packing would only add traffic. planes must be 1.

@@ -20,7 +20,7 @@
 #include <cstring>
 
 namespace {
-// Bit j = sign bit of lane j of 8 int32 lanes (the driver's v8i, passed as memory).
+// Bit j = sign bit of lane j of 8 int32 lanes (kernel_loops.h's v8i, passed as memory).
 inline unsigned bn_neon_movemask8(const void* p) {
   std::int32_t x[8];
   std::memcpy(x, p, sizeof x);
@@ -33,12 +33,12 @@ inline unsigned bn_neon_movemask8(const void* p) {
 }  // namespace
 
 #define BN_KERNEL_NS neon_impl
-#define BN_MOVEMASK8(v)         \
-  __extension__({               \
-    const auto bn_v_ = (v);     \
-    bn_neon_movemask8(&bn_v_);  \
+#define BN_MOVEMASK8(v)        \
+  __extension__({              \
+    const auto bn_v_ = (v);    \
+    bn_neon_movemask8(&bn_v_); \
   })
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace neon_impl {
@@ -139,8 +139,8 @@ __attribute__((always_inline)) inline void wpanels_n(const std::uint64_t* a, std
       for (int q = 0; q < NP; ++q)
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i)
-          acc[q][i] = vpadalq_u8(acc[q][i],
-                                 vcntq_u8(combine<OP>(load_u8(panel[q] + k * kPanelRows + 2 * i), b)));
+          acc[q][i] = vpadalq_u8(
+              acc[q][i], vcntq_u8(combine<OP>(load_u8(panel[q] + k * kPanelRows + 2 * i), b)));
     }
 #pragma GCC unroll 2
     for (int q = 0; q < NP; ++q)
@@ -224,7 +224,8 @@ struct Micro {
     for (int j = 0; j < 8; ++j) {
       std::uint32_t s = vaddvq_u32(tot[j]);
       if (nwords % 2)
-        s += static_cast<std::uint32_t>(__builtin_popcountll(combine64<OP>(a[nwords - 1], wr[j][nwords - 1])));
+        s += static_cast<std::uint32_t>(
+            __builtin_popcountll(combine64<OP>(a[nwords - 1], wr[j][nwords - 1])));
       out[j] = static_cast<std::int32_t>(s);
     }
     return out;

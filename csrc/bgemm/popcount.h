@@ -16,11 +16,11 @@
 namespace binarynet {
 namespace popcount {
 
-constexpr std::size_t kBlockBytes = 192 * 1024;    // a row block of packed A: fits in L2
-constexpr std::size_t kChunkBytes = 16u << 20;     // packed A held at once (chunks of row blocks)
-constexpr std::size_t kTileRows = 24;              // row blocks are a multiple of every micro-tile
+constexpr std::size_t kBlockBytes = 192 * 1024;  // a row block of packed A: fits in L2
+constexpr std::size_t kChunkBytes = 16u << 20;   // packed A held at once (chunks of row blocks)
+constexpr std::size_t kTileRows = 24;            // row blocks are a multiple of every micro-tile
 constexpr std::size_t kParallelPackWords = 1 << 16;
-constexpr std::size_t kRowsPathMax = 4;            // fewer A rows: read in place, not packed
+constexpr std::size_t kRowsPathMax = 4;  // fewer A rows: read in place, not packed
 
 // The ISA kernels of an optimised variant (Portable, Avx2, Avx512; the caller has done the CPU
 // check through resolve_kernel). Defined in bgemm/bgemm.cc.
@@ -33,8 +33,7 @@ const KernelSet& kernel_set(Kernel k);
 template <typename Pack>
 void run(const KernelSet& ks, BitOp op, std::size_t rows, std::size_t nwords, Pack&& pack,
          const std::uint64_t* direct, std::size_t lda, const std::uint64_t* w, std::size_t ldw,
-         std::size_t N, const Epilogue& ep, int threads,
-         const std::uint64_t* w_panels = nullptr) {
+         std::size_t N, const Epilogue& ep, int threads, const std::uint64_t* w_panels = nullptr) {
   using gemm::ceil_div;
   if (rows == 0 || N == 0) return;
   if (direct && rows < kRowsPathMax && ep.planes == 1) {

@@ -7,7 +7,7 @@
 // folded into one number — the fold (two more steps and a multiply) is paid once per 31 words.
 // The loops run over the 8 lanes of a panel, which the compiler vectorises with SSE2.
 #define BN_KERNEL_NS portable_impl
-#include "bgemm/driver.h"
+#include "bgemm/kernel_loops.h"
 
 namespace binarynet {
 namespace portable_impl {
@@ -26,7 +26,7 @@ inline std::uint64_t byte_counts(std::uint64_t x) {
 
 // Sum of the 8 bytes of v, each ≤ 248.
 inline std::uint32_t fold_bytes(std::uint64_t v) {
-  v = (v & k00ff) + ((v >> 8) & k00ff);  // four 16-bit sums ≤ 496
+  v = (v & k00ff) + ((v >> 8) & k00ff);                  // four 16-bit sums ≤ 496
   return static_cast<std::uint32_t>((v * k0001) >> 48);  // ≤ 1984, fits in the top 16 bits
 }
 
@@ -75,7 +75,8 @@ struct Micro {
         const std::size_t k1 = min_size(nwords, k0 + kChunk);
         std::uint64_t acc[8] = {};
         for (std::size_t k = k0; k < k1; ++k)
-          for (int l = 0; l < 8; ++l) acc[l] += byte_counts(combine<OP>(a[k], panel[k * kPanelRows + l]));
+          for (int l = 0; l < 8; ++l)
+            acc[l] += byte_counts(combine<OP>(a[k], panel[k * kPanelRows + l]));
         for (int l = 0; l < 8; ++l) tot[l] += fold_bytes(acc[l]);
       }
       for (int l = 0; l < 8; ++l) pc[q][l] = static_cast<std::int32_t>(tot[l]);

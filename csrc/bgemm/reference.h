@@ -17,7 +17,8 @@ inline void bgemm(const std::uint64_t* a, std::size_t M, const std::uint64_t* w,
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t n = 0; n < N; ++n) {
       std::int64_t pc = 0;
-      for (std::size_t i = 0; i < nw; ++i) pc += __builtin_popcountll(a[m * nw + i] ^ w[n * nw + i]);
+      for (std::size_t i = 0; i < nw; ++i)
+        pc += __builtin_popcountll(a[m * nw + i] ^ w[n * nw + i]);
       out[m * N + n] = static_cast<std::int32_t>(static_cast<std::int64_t>(k) - 2 * pc);
     }
 }

@@ -136,8 +136,8 @@ void check_packed(const std::uint64_t* p, std::size_t rows, std::size_t nw, std:
 std::size_t check_k(std::int64_t k, std::size_t nw, const char* fn, const char* words_of,
                     std::int64_t max_k) {
   if (k < 1 || k > 64 * static_cast<std::int64_t>(nw))
-    fail(std::string(fn) + ": k must be in 1.." + std::to_string(64 * nw) + " (64 * " +
-         words_of + "), got " + std::to_string(k));
+    fail(std::string(fn) + ": k must be in 1.." + std::to_string(64 * nw) + " (64 * " + words_of +
+         "), got " + std::to_string(k));
   if (k > max_k)
     fail(std::string(fn) + ": k=" + std::to_string(k) + " is too large (at most " +
          std::to_string(max_k) + ", for exact int32 results)");

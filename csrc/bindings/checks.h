@@ -86,8 +86,8 @@ Result<T> new_array(const Shape& shape, T** data, bool zero) {
 // `zero`), releases the GIL and runs call(kernel, threads, out). With T = void (the in-place
 // training ops) there is no output: call(kernel, threads).
 template <typename T, typename Call>
-auto run_op(const char* fn, const std::string& kernel, int threads, const Shape& shape,
-            bool zero, Call&& call) {
+auto run_op(const char* fn, const std::string& kernel, int threads, const Shape& shape, bool zero,
+            Call&& call) {
   const Kernel kern = pick_kernel(kernel, fn);
   const int nt = check_threads(threads, fn);
   if constexpr (std::is_void_v<T>) {

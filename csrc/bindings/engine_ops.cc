@@ -47,9 +47,8 @@ std::size_t rows_per_task(std::size_t row_len) {
 template <class F>
 void for_row_blocks(std::size_t rows, std::size_t row_len, int threads, F&& f) {
   const std::size_t per = rows_per_task(row_len);
-  parallel_for(gemm::ceil_div(rows, per), threads, [&](std::size_t t) {
-    f(t * per, std::min(rows, (t + 1) * per));
-  });
+  parallel_for(gemm::ceil_div(rows, per), threads,
+               [&](std::size_t t) { f(t * per, std::min(rows, (t + 1) * per)); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,15 +62,15 @@ Result<std::uint64_t> py_pack_signs(const Array& x, const std::string& kernel, i
   const void* data = is_float ? static_cast<const void*>(check<float>(x, fn, "x", 2))
                               : static_cast<const void*>(check<std::int8_t>(x, fn, "x", 2));
   const std::size_t rows = x.shape(0), k = x.shape(1), nw = words_for(k);
-  return run_op<std::uint64_t>(fn, kernel, threads, {rows, nw}, false,
-                               [&](Kernel, int nt, std::uint64_t* out) {
-    for_row_blocks(rows, k, nt, [&](std::size_t r0, std::size_t r1) {
-      if (is_float)
-        pack_signs(static_cast<const float*>(data) + r0 * k, r1 - r0, k, out + r0 * nw);
-      else
-        pack_signs(static_cast<const std::int8_t*>(data) + r0 * k, r1 - r0, k, out + r0 * nw);
-    });
-  });
+  return run_op<std::uint64_t>(
+      fn, kernel, threads, {rows, nw}, false, [&](Kernel, int nt, std::uint64_t* out) {
+        for_row_blocks(rows, k, nt, [&](std::size_t r0, std::size_t r1) {
+          if (is_float)
+            pack_signs(static_cast<const float*>(data) + r0 * k, r1 - r0, k, out + r0 * nw);
+          else
+            pack_signs(static_cast<const std::int8_t*>(data) + r0 * k, r1 - r0, k, out + r0 * nw);
+        });
+      });
 }
 
 Result<std::int8_t> py_unpack_signs(const Array& packed, std::int64_t k, const std::string& kernel,
@@ -85,22 +84,22 @@ Result<std::int8_t> py_unpack_signs(const Array& packed, std::int64_t k, const s
   const auto kk = static_cast<std::size_t>(k);
   return run_op<std::int8_t>(fn, kernel, threads, {rows, kk}, false,
                              [&](Kernel, int nt, std::int8_t* out) {
-    for_row_blocks(rows, kk, nt, [&](std::size_t r0, std::size_t r1) {
-      unpack_signs(p + r0 * nw, r1 - r0, nw, kk, out + r0 * kk);
-    });
-  });
+                               for_row_blocks(rows, kk, nt, [&](std::size_t r0, std::size_t r1) {
+                                 unpack_signs(p + r0 * nw, r1 - r0, nw, kk, out + r0 * kk);
+                               });
+                             });
 }
 
 Result<std::uint64_t> py_pack_bitplanes(const Array& x, const std::string& kernel, int threads) {
   const char* fn = "pack_bitplanes";
   const auto* p = check<std::uint8_t>(x, fn, "x", 2);
   const std::size_t rows = x.shape(0), k = x.shape(1), nw = words_for(k);
-  return run_op<std::uint64_t>(fn, kernel, threads, {rows, 8, nw}, true,
-                               [&](Kernel, int nt, std::uint64_t* out) {
-    parallel_for(rows, nt, [&](std::size_t r) {
-      bitplanes_row(p + r * k, k, out + r * 8 * nw, /*plane_stride=*/nw, /*word_stride=*/1);
-    });
-  });
+  return run_op<std::uint64_t>(
+      fn, kernel, threads, {rows, 8, nw}, true, [&](Kernel, int nt, std::uint64_t* out) {
+        parallel_for(rows, nt, [&](std::size_t r) {
+          bitplanes_row(p + r * k, k, out + r * 8 * nw, /*plane_stride=*/nw, /*word_stride=*/1);
+        });
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,8 +188,8 @@ Result<T> py_bgemm(const char* fn, const Array& a, const Weights& w, std::int64_
   const Output thr = check_threshold(lo, hi, fn, g.N, "one per row of w");
   return run_gemm_op<T>(fn, kernel, threads, {g.M}, g.N, thr,
                         [&](Kernel kern, int nt, const Output& out) {
-    bgemm(kern, g.a, g.M, g.w, g.N, g.nw, g.k, nt, out, g.w_panels);
-  });
+                          bgemm(kern, g.a, g.M, g.w, g.N, g.nw, g.k, nt, out, g.w_panels);
+                        });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,14 +205,14 @@ Result<T> py_bitplane_gemm(const char* fn, const Array& x, const Array& w, std::
   // |s| ≤ 255·K must fit in int32.
   const std::size_t kk = check_k(k, nw, fn, "w.shape[1]", std::int64_t{1} << 23);
   if (kk != K)
-    fail(std::string(fn) + ": k=" + std::to_string(k) + " must equal x.shape[1]=" +
-         std::to_string(K));
+    fail(std::string(fn) + ": k=" + std::to_string(k) +
+         " must equal x.shape[1]=" + std::to_string(K));
   check_packed(pw, N, nw, kk, fn, "w");
   const Output thr = check_threshold(lo, hi, fn, N, "one per row of w");
   return run_gemm_op<T>(fn, kernel, threads, {M}, N, thr,
                         [&](Kernel kern, int nt, const Output& out) {
-    bitplane_gemm(kern, px, M, K, pw, N, nw, nt, out);
-  });
+                          bitplane_gemm(kern, px, M, K, pw, N, nw, nt, out);
+                        });
 }
 
 // First-layer weights prepared once for the byte GEMM (u8gemm/kernel.h): validated here, so the
@@ -265,14 +264,13 @@ Result<T> py_u8gemm(const char* fn, const Array& x, const U8Weights& w, const Ar
                     const Array* hi, const std::string& kernel, int threads) {
   const auto* px = check<std::uint8_t>(x, fn, "x", 2);
   if (x.shape(1) != w.k())
-    fail(std::string(fn) + ": x.shape[1]=" + std::to_string(x.shape(1)) + " must equal w.k=" +
-         std::to_string(w.k()));
+    fail(std::string(fn) + ": x.shape[1]=" + std::to_string(x.shape(1)) +
+         " must equal w.k=" + std::to_string(w.k()));
   const Output thr = check_threshold(lo, hi, fn, w.n(), "one per output (w.n)");
   const std::size_t M = x.shape(0);
-  return run_gemm_op<T>(fn, kernel, threads, {M}, w.n(), thr,
-                        [&](Kernel kern, int nt, const Output& out) {
-    u8gemm(kern, px, M, w.view(), nt, out);
-  });
+  return run_gemm_op<T>(
+      fn, kernel, threads, {M}, w.n(), thr,
+      [&](Kernel kern, int nt, const Output& out) { u8gemm(kern, px, M, w.view(), nt, out); });
 }
 
 // The convolution geometry of uint8 NHWC x (kh, kw, stride, padding, pad_value), w.k checked
@@ -295,8 +293,8 @@ ConvGeom check_u8_geometry(const Array& x, const U8Weights* w, std::int64_t kh, 
   if (w && (g.kh > (1u << 20) || g.kw > (1u << 20) ||
             checked_mul(checked_mul(g.kh, g.kw, fn), g.c, fn) != w->k()))
     fail(std::string(fn) + ": kh * kw * x.shape[3] = " + std::to_string(g.kh) + " * " +
-         std::to_string(g.kw) + " * " + std::to_string(g.c) + " must equal w.k=" +
-         std::to_string(w->k()));
+         std::to_string(g.kw) + " * " + std::to_string(g.c) +
+         " must equal w.k=" + std::to_string(w->k()));
   if (!g.compute_output())
     fail(std::string(fn) + ": kernel (" + std::to_string(g.kh) + ", " + std::to_string(g.kw) +
          ") is larger than the padded input (" + std::to_string(g.H + 2 * g.ph) + ", " +
@@ -314,8 +312,9 @@ Result<T> py_u8conv2d(const char* fn, const Array& x, const U8Weights& w, std::i
   const Output thr = check_threshold(lo, hi, fn, g.O, "one per output channel (w.n)");
   return run_gemm_op<T>(fn, kernel, threads, {g.B, g.Ho, g.Wo}, g.O, thr,
                         [&](Kernel kern, int nt, const Output& out) {
-    u8conv2d(kern, g, px, static_cast<std::uint8_t>(pad_value), w.view(), nt, out);
-  });
+                          u8conv2d(kern, g, px, static_cast<std::uint8_t>(pad_value), w.view(), nt,
+                                   out);
+                        });
 }
 
 Result<std::uint8_t> py_im2col_u8(const Array& x, std::int64_t kh, std::int64_t kw,
@@ -327,12 +326,12 @@ Result<std::uint8_t> py_im2col_u8(const Array& x, std::int64_t kh, std::int64_t 
   const std::size_t row_len = checked_mul(checked_mul(g.kh, g.kw, fn), g.c, fn);
   return run_op<std::uint8_t>(fn, kernel, threads, {g.B, g.Ho, g.Wo, row_len}, false,
                               [&](Kernel, int nt, std::uint8_t* out) {
-    const std::size_t rows = g.rows(), per = 64;
-    parallel_for((rows + per - 1) / per, nt, [&](std::size_t t) {
-      im2col_u8_rows(g, px, static_cast<std::uint8_t>(pad_value), t * per,
-                     std::min(rows, (t + 1) * per), out);
-    });
-  });
+                                const std::size_t rows = g.rows(), per = 64;
+                                parallel_for((rows + per - 1) / per, nt, [&](std::size_t t) {
+                                  im2col_u8_rows(g, px, static_cast<std::uint8_t>(pad_value),
+                                                 t * per, std::min(rows, (t + 1) * per), out);
+                                });
+                              });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,8 +374,8 @@ ConvGeom check_conv(const Array& x, const Array& w, std::int64_t c, nb::handle s
          " (padding bits must be zero)");
   if (!padding_is_zero(*pw, g.O * g.kh * g.kw, g.cw, g.cw, g.c, &bad))
     fail(std::string(fn) + ": w tap " + std::to_string(bad) +
-         " (flat o, ky, kx index) has nonzero padding bits at channels >= c=" + std::to_string(g.c) +
-         " (padding bits must be zero)");
+         " (flat o, ky, kx index) has nonzero padding bits at channels >= c=" +
+         std::to_string(g.c) + " (padding bits must be zero)");
   return g;
 }
 
@@ -387,10 +386,9 @@ Result<T> py_bconv2d(const char* fn, const Array& x, const Array& w, std::int64_
   const std::uint64_t *px, *pw;
   const ConvGeom g = check_conv(x, w, c, stride, padding, fn, &px, &pw);
   const Output thr = check_threshold(lo, hi, fn, g.O, "one per output channel");
-  return run_gemm_op<T>(fn, kernel, threads, {g.B, g.Ho, g.Wo}, g.O, thr,
-                        [&](Kernel kern, int nt, const Output& out) {
-    bconv2d(kern, g, px, pw, nt, out);
-  });
+  return run_gemm_op<T>(
+      fn, kernel, threads, {g.B, g.Ho, g.Wo}, g.O, thr,
+      [&](Kernel kern, int nt, const Output& out) { bconv2d(kern, g, px, pw, nt, out); });
 }
 
 Result<std::uint64_t> py_threshold_bits(const Array& y, const Array& lo, const Array& hi,
@@ -401,8 +399,8 @@ Result<std::uint64_t> py_threshold_bits(const Array& y, const Array& lo, const A
   const Output thr = check_threshold(&lo, &hi, fn, N, "one per column of y");
   return run_op<std::uint64_t>(fn, kernel, threads, {M, words_for(N)}, false,
                                [&](Kernel kern, int nt, std::uint64_t* out) {
-    threshold_bits(kern, py, M, N, thr.lo, thr.hi, nt, out);
-  });
+                                 threshold_bits(kern, py, M, N, thr.lo, thr.hi, nt, out);
+                               });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,10 +427,9 @@ Result<std::int32_t> py_maxpool2d_int32(const Array& x, std::int64_t k, std::int
   const char* fn = "maxpool2d_int32";
   const auto* px = check<std::int32_t>(x, fn, "x", 4);
   const PoolGeom g = check_pool(x, k, stride, fn);
-  return run_op<std::int32_t>(fn, kernel, threads, {g.B, g.Ho, g.Wo, g.C}, false,
-                              [&](Kernel kern, int nt, std::int32_t* out) {
-    maxpool2d_int32(kern, g, px, out, nt);
-  });
+  return run_op<std::int32_t>(
+      fn, kernel, threads, {g.B, g.Ho, g.Wo, g.C}, false,
+      [&](Kernel kern, int nt, std::int32_t* out) { maxpool2d_int32(kern, g, px, out, nt); });
 }
 
 Result<std::uint64_t> py_maxpool2d_bits(const Array& x, std::int64_t k, std::int64_t stride,
@@ -445,10 +442,9 @@ Result<std::uint64_t> py_maxpool2d_bits(const Array& x, std::int64_t k, std::int
   if (and_mask.shape(0) != g.C)
     fail(std::string(fn) + ": and_mask must have shape (" + std::to_string(g.C) +
          ",) (one word per channel word of x), got " + shape_str(and_mask));
-  return run_op<std::uint64_t>(fn, kernel, threads, {g.B, g.Ho, g.Wo, g.C}, false,
-                               [&](Kernel kern, int nt, std::uint64_t* out) {
-    maxpool2d_bits(kern, g, px, pm, out, nt);
-  });
+  return run_op<std::uint64_t>(
+      fn, kernel, threads, {g.B, g.Ho, g.Wo, g.C}, false,
+      [&](Kernel kern, int nt, std::uint64_t* out) { maxpool2d_bits(kern, g, px, pm, out, nt); });
 }
 
 }  // namespace
@@ -484,8 +480,8 @@ void register_engine_ops(nb::module_& m) {
       "bgemm_threshold",
       [](const Array& a, const Array& w, std::int64_t k, const Array& lo, const Array& hi, Str kn,
          int nt) { return py_bgemm<U64>("bgemm_threshold", a, w, k, &lo, &hi, kn, nt); },
-      nb::arg("a"), nb::arg("w"), nb::arg("k"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(),
-      kernel, threads,
+      nb::arg("a"), nb::arg("w"), nb::arg("k"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(), kernel,
+      threads,
       "Fused bgemm + batch norm + sign: packed uint64 [M, ceil(N/64)], bit n of row m is 0 (+1) "
       "iff lo[n] <= x <= hi[n] for x the bgemm value, else 1 (-1).");
   nb::class_<BinaryWeights>(
@@ -511,8 +507,8 @@ void register_engine_ops(nb::module_& m) {
       "bgemm_threshold",
       [](const Array& a, const BinaryWeights& w, std::int64_t k, const Array& lo, const Array& hi,
          Str kn, int nt) { return py_bgemm<U64>("bgemm_threshold", a, w, k, &lo, &hi, kn, nt); },
-      nb::arg("a"), nb::arg("w"), nb::arg("k"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(),
-      kernel, threads, "bgemm_threshold with prepared BinaryWeights w (k must equal w.k).");
+      nb::arg("a"), nb::arg("w"), nb::arg("k"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(), kernel,
+      threads, "bgemm_threshold with prepared BinaryWeights w (k must equal w.k).");
 
   m.def(
       "bitplane_gemm",
@@ -528,8 +524,8 @@ void register_engine_ops(nb::module_& m) {
          int nt) {
         return py_bitplane_gemm<U64>("bitplane_gemm_threshold", x, w, k, &lo, &hi, kn, nt);
       },
-      nb::arg("x"), nb::arg("w"), nb::arg("k"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(),
-      kernel, threads,
+      nb::arg("x"), nb::arg("w"), nb::arg("k"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(), kernel,
+      threads,
       "Fused bitplane_gemm + batch norm + sign: packed uint64 [M, ceil(N/64)], bit n of row m is "
       "0 (+1) iff lo[n] <= s <= hi[n] for s the bitplane_gemm value, else 1 (-1).");
   nb::class_<U8Weights>(m, "U8Weights",
@@ -576,20 +572,18 @@ void register_engine_ops(nb::module_& m) {
       [](const Array& x, const U8Weights& w, std::int64_t kh, std::int64_t kw, nb::handle stride,
          nb::handle padding, std::int64_t pad_value, const Array& lo, const Array& hi, Str kn,
          int nt) {
-        return py_u8conv2d<U64>("u8conv2d_threshold", x, w, kh, kw, stride, padding, pad_value,
-                                &lo, &hi, kn, nt);
+        return py_u8conv2d<U64>("u8conv2d_threshold", x, w, kh, kw, stride, padding, pad_value, &lo,
+                                &hi, kn, nt);
       },
       nb::arg("x"), nb::arg("w"), nb::arg("kh"), nb::arg("kw"), nb::arg("stride"),
-      nb::arg("padding"), nb::arg("pad_value"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(),
-      kernel, threads,
-      "Fused u8conv2d + batch norm + sign -> packed uint64 [B, Ho, Wo, ceil(n/64)].");
+      nb::arg("padding"), nb::arg("pad_value"), nb::arg("lo"), nb::arg("hi"), nb::kw_only(), kernel,
+      threads, "Fused u8conv2d + batch norm + sign -> packed uint64 [B, Ho, Wo, ceil(n/64)].");
   m.def("threshold_bits", &py_threshold_bits, nb::arg("y"), nb::arg("lo"), nb::arg("hi"),
         nb::kw_only(), kernel, threads,
         "Threshold and pack int32 y [M, N]: uint64 [M, ceil(N/64)], bit n of row m is 0 (+1) iff "
         "lo[n] <= y[m, n] <= hi[n], else 1 (-1); padding bits zero.");
-  m.def("im2col_u8", &py_im2col_u8, nb::arg("x"), nb::arg("kh"), nb::arg("kw"),
-        nb::arg("stride"), nb::arg("padding"), nb::arg("pad_value"), nb::kw_only(), kernel,
-        threads,
+  m.def("im2col_u8", &py_im2col_u8, nb::arg("x"), nb::arg("kh"), nb::arg("kw"), nb::arg("stride"),
+        nb::arg("padding"), nb::arg("pad_value"), nb::kw_only(), kernel, threads,
         "uint8 NHWC [B, H, W, C] -> [B, Ho, Wo, kh*kw*C] patches in (kh, kw, C) order, padded "
         "positions filled with pad_value.");
   m.def(

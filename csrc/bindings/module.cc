@@ -32,8 +32,7 @@ NB_MODULE(_kernels, m) {
   m.def("get_num_threads", &get_num_threads,
         "Number of threads the kernels use when called with threads=0 (default: the hardware "
         "concurrency).");
-  m.def("available_kernels", &available_kernels,
-        "Kernels this CPU can run, best last.");
+  m.def("available_kernels", &available_kernels, "Kernels this CPU can run, best last.");
   m.def(
       "default_kernel",
       [] {

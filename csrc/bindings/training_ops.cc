@@ -1,7 +1,8 @@
 // The training side of binarynet._kernels: the shift AdaMax update and the sign of latent
-// weights (shift_adamax.h), used by binarynet.training.optim / binarynet.training.quantize on CPU float32 tensors,
-// in place. They take the same kernel / threads keywords as the engine's ops; each has one
-// implementation (baseline ISA, vectorised by the compiler), which every valid kernel name selects.
+// weights (shift_adamax.h), used by binarynet.training.optim / binarynet.training.quantize on CPU
+// float32 tensors, in place. They take the same kernel / threads keywords as the engine's ops; each
+// has one implementation (baseline ISA, vectorised by the compiler), which every valid kernel name
+// selects.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
@@ -29,17 +30,15 @@ float* check_state(const FloatOut& a, const char* name, std::size_t n) {
   if (a.shape(0) != n)
     fail(std::string(fn) + ": " + name + " must have " + std::to_string(n) +
          " elements (as p), got " + std::to_string(a.shape(0)));
-  if (n > 1 && a.stride(0) != 1)
-    fail(std::string(fn) + ": " + name + " must be contiguous");
+  if (n > 1 && a.stride(0) != 1) fail(std::string(fn) + ": " + name + " must be contiguous");
   if (n > 0 && reinterpret_cast<std::uintptr_t>(a.data()) % alignof(float) != 0)
     fail(std::string(fn) + ": " + name + " must be aligned to 4 bytes");
   return a.data();
 }
 
 void py_shift_adamax_step(const FloatOut& p, const Array& grad, const FloatOut& exp_avg,
-                          const FloatOut& exp_inf, double one_minus_beta1, double beta2,
-                          double eps, double step, bool maximize, const std::string& kernel,
-                          int threads) {
+                          const FloatOut& exp_inf, double one_minus_beta1, double beta2, double eps,
+                          double step, bool maximize, const std::string& kernel, int threads) {
   const char* fn = "shift_adamax_step";
   const std::size_t n = p.ndim() == 1 ? p.shape(0) : 0;
   float* pp = check_state(p, "p", n);
@@ -72,13 +71,12 @@ void py_sign_values(const Array& x, const FloatOut& out, const std::string& kern
   const float* px = check<float>(x, fn, "x", 1);
   const std::size_t n = x.shape(0);
   if (out.ndim() != 1 || out.shape(0) != n || (n > 1 && out.stride(0) != 1))
-    fail(std::string(fn) + ": out must be a contiguous 1-D float32 array of " +
-         std::to_string(n) + " elements (as x)");
+    fail(std::string(fn) + ": out must be a contiguous 1-D float32 array of " + std::to_string(n) +
+         " elements (as x)");
   float* po = out.data();
   if (n > 0 && reinterpret_cast<std::uintptr_t>(po) % alignof(float) != 0)
     fail(std::string(fn) + ": out must be aligned to 4 bytes");
-  run_op<void>(fn, kernel, threads, {}, false,
-               [&](Kernel, int nt) { sign_values(px, po, n, nt); });
+  run_op<void>(fn, kernel, threads, {}, false, [&](Kernel, int nt) { sign_values(px, po, n, nt); });
 }
 
 }  // namespace
@@ -90,8 +88,8 @@ void register_training_ops(nb::module_& m) {
         nb::arg("kernel") = "auto", nb::arg("threads") = 0,
         "One step of shift-based AdaMax (Algorithm 4) in place, fused into one pass over float32 "
         "1-D arrays: m <- lerp(m, g, 1 - beta1); u <- max(beta2 * u, |g|); "
-        "p <- p - step * m / AP2(max(u, eps)). Rounds as binarynet.training.optim.ShiftAdaMax's torch "
-        "operations do.");
+        "p <- p - step * m / AP2(max(u, eps)). Rounds as "
+        "binarynet.training.optim.ShiftAdaMax's torch operations do.");
   m.def("sign_values", &py_sign_values, nb::arg("x"), nb::arg("out"), nb::kw_only(),
         nb::arg("kernel") = "auto", nb::arg("threads") = 0,
         "out[i] = copysign(1, x[i] + 0.0) for float32 1-D arrays: sign with sign(+-0) = +1, as "

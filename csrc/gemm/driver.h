@@ -1,7 +1,8 @@
-// The GEMM driver skeleton shared by the binary GEMM (bgemm/) and the byte GEMM (u8gemm/):
-// blocking sizes, the split of (rows × columns) into tasks for the thread pool, the output sink
-// of the epilogue (int32 values or packed threshold bits), aligned scratch. Baseline ISA, included
-// only by the baseline op drivers (never by an ISA kernel translation unit).
+// What the op drivers of the binary GEMM (bgemm/popcount.h, bgemm.cc, bconv.cc) and of the byte
+// GEMM (u8gemm/u8gemm.cc) share: blocking sizes, the split of (rows × columns) into tasks for the
+// thread pool, the output sink of the epilogue (int32 values or packed threshold bits), the
+// reference path, aligned scratch. Baseline ISA, included by the drivers and the bindings, never
+// by a kernel translation unit (those include their folder's kernel_loops.h).
 //
 // Tasks are (row block) × (column group). Row blocks are sized to the cache (their A rows stay in
 // L2 while the column group streams past them); with more than one thread the columns are split
@@ -16,9 +17,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
-#include <new>
-
 #include <memory>
+#include <new>
 
 #include "bgemm/reference.h"
 #include "bitpack.h"
@@ -55,8 +55,7 @@ inline std::size_t block_rows(std::size_t budget, std::size_t row_bytes, std::si
 // units [0, units) in groups (a unit is the op's column tile: 8 columns of the binary GEMM, one
 // 16-output weight block of the byte GEMM), on `threads` threads.
 template <class F>
-void for_each_task(std::size_t rows, std::size_t row_block, std::size_t units, int threads,
-                   F&& f) {
+void for_each_task(std::size_t rows, std::size_t row_block, std::size_t units, int threads, F&& f) {
   if (rows == 0 || units == 0) return;
   const std::size_t nrb = ceil_div(rows, row_block);
   std::size_t ngroups = 1;

@@ -27,8 +27,8 @@ inline void maxpool2d_int32(const PoolGeom& g, const std::int32_t* x, std::int32
 
 // Bit by bit: where and_mask has a 1 the output bit is 1 iff every window bit is 1, elsewhere
 // iff some window bit is 1 (pool/pool.h: the max of thresholded values).
-inline void maxpool2d_bits(const PoolGeom& g, const std::uint64_t* x,
-                           const std::uint64_t* and_mask, std::uint64_t* out) {
+inline void maxpool2d_bits(const PoolGeom& g, const std::uint64_t* x, const std::uint64_t* and_mask,
+                           std::uint64_t* out) {
   for (std::size_t b = 0; b < g.B; ++b)
     for (std::size_t oh = 0; oh < g.Ho; ++oh)
       for (std::size_t ow = 0; ow < g.Wo; ++ow)

@@ -8,8 +8,9 @@
 //
 // Built natively (tools/kernel_test.sh native: the x86 variants) and cross-compiled for aarch64
 // and run under QEMU with and without the dot-product extension (tools/kernel_test.sh arm64):
-// the NEON kernels are checked bit for bit without an ARM machine. tests/backends/engine/test_kernel_program.py
-// runs both from pytest. Exit status 0 iff every case matches; the first mismatch is printed.
+// the NEON kernels are checked bit for bit without an ARM machine.
+// tests/backends/engine/test_kernel_program.py runs both from pytest. Exit status 0 iff every case
+// matches; the first mismatch is printed.
 //
 //   kernel_test [--seed S] [--cases N] [--kernel NAME]
 #include <cstdint>
@@ -64,7 +65,7 @@ void random_thresholds(std::size_t N, std::int64_t bound, std::vector<std::int32
     const auto span = static_cast<std::uint64_t>(2 * bound + 1);
     auto a = static_cast<std::int64_t>(rng() % span) - bound;
     auto b = static_cast<std::int64_t>(rng() % span) - bound;
-    if (rng() % 4 == 0) b = bound + 1;                 // one-sided
+    if (rng() % 4 == 0) b = bound + 1;  // one-sided
     if (rng() % 4 == 0) a = -bound - 1;
     if (a > b) std::swap(a, b);
     lo[n] = static_cast<std::int32_t>(a);
@@ -124,12 +125,13 @@ std::string shape(const char* op, std::initializer_list<std::size_t> dims, int t
 
 // K values around the word and 128-bit boundaries, and a few larger ones.
 std::size_t pick_k() {
-  static const std::size_t ks[] = {1, 2, 27, 63, 64, 65, 100, 127, 128, 129, 191, 192, 255,
-                                   256, 257, 500, 576, 784, 1000, 1152, 2049};
+  static const std::size_t ks[] = {1,   2,   27,  63,  64,  65,  100, 127,  128,  129, 191,
+                                   192, 255, 256, 257, 500, 576, 784, 1000, 1152, 2049};
   return ks[rng() % (sizeof ks / sizeof ks[0])];
 }
 std::size_t pick_m() {
-  static const std::size_t ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 40, 49, 64, 97};
+  static const std::size_t ms[] = {1,  2,  3,  4,  5,  7,  8,  9,  15, 16,
+                                   17, 23, 24, 25, 31, 40, 49, 64, 97};
   return ms[rng() % (sizeof ms / sizeof ms[0])];
 }
 std::size_t pick_n() {
@@ -143,12 +145,18 @@ bool test_bgemm(Kernel kern, int threads) {
   std::vector<std::uint64_t> panels(std::max<std::size_t>(panel_words(N, nw), 1));
   pack_weight_panels(w.data(), N, nw, panels.data());
   const auto b = static_cast<std::int64_t>(K);
-  return check_gemm_op(kern, M, N, b, [&](Kernel k, const gemm::Output& o) {
-           bgemm(k, a.data(), M, w.data(), N, nw, K, threads, o);
-         }, shape("bgemm", {M, N, K}, threads)) &&
-         check_gemm_op(kern, M, N, b, [&](Kernel k, const gemm::Output& o) {
-           bgemm(k, a.data(), M, w.data(), N, nw, K, threads, o, panels.data());
-         }, shape("bgemm+panels", {M, N, K}, threads));
+  return check_gemm_op(
+             kern, M, N, b,
+             [&](Kernel k, const gemm::Output& o) {
+               bgemm(k, a.data(), M, w.data(), N, nw, K, threads, o);
+             },
+             shape("bgemm", {M, N, K}, threads)) &&
+         check_gemm_op(
+             kern, M, N, b,
+             [&](Kernel k, const gemm::Output& o) {
+               bgemm(k, a.data(), M, w.data(), N, nw, K, threads, o, panels.data());
+             },
+             shape("bgemm+panels", {M, N, K}, threads));
 }
 
 // K past the 16-bit accumulators' chunk of the NEON kernels (4095 words): the packed-panel path
@@ -164,9 +172,12 @@ bool test_bgemm_long_k(Kernel kern) {
     auto a = random_bits(M, K);
     for (std::size_t r = 0; r < M; r += 2)
       for (std::size_t i = 0; i < nw; ++i) a[r * nw + i] = ~w[(r % N) * nw + i] & word_mask(K, i);
-    if (!check_gemm_op(kern, M, N, static_cast<std::int64_t>(K), [&](Kernel k, const gemm::Output& o) {
-          bgemm(k, a.data(), M, w.data(), N, nw, K, 2, o, M == 2 ? panels.data() : nullptr);
-        }, shape("bgemm (long K)", {M, N, K}, 2)))
+    if (!check_gemm_op(
+            kern, M, N, static_cast<std::int64_t>(K),
+            [&](Kernel k, const gemm::Output& o) {
+              bgemm(k, a.data(), M, w.data(), N, nw, K, 2, o, M == 2 ? panels.data() : nullptr);
+            },
+            shape("bgemm (long K)", {M, N, K}, 2)))
       return false;
   }
   return true;
@@ -176,10 +187,12 @@ bool test_bitplane(Kernel kern, int threads) {
   const std::size_t M = pick_m(), N = pick_n(), K = pick_k(), nw = words_for(K);
   const auto x = random_bytes(M * K);
   const auto w = random_bits(N, K);
-  return check_gemm_op(kern, M, N, static_cast<std::int64_t>(255 * K),
-                       [&](Kernel k, const gemm::Output& o) {
-                         bitplane_gemm(k, x.data(), M, K, w.data(), N, nw, threads, o);
-                       }, shape("bitplane_gemm", {M, N, K}, threads));
+  return check_gemm_op(
+      kern, M, N, static_cast<std::int64_t>(255 * K),
+      [&](Kernel k, const gemm::Output& o) {
+        bitplane_gemm(k, x.data(), M, K, w.data(), N, nw, threads, o);
+      },
+      shape("bitplane_gemm", {M, N, K}, threads));
 }
 
 bool test_u8gemm(Kernel kern, int threads) {
@@ -196,9 +209,10 @@ bool test_u8gemm(Kernel kern, int threads) {
   p.N = N;
   p.K = K;
   p.nw = nw;
-  return check_gemm_op(kern, M, N, static_cast<std::int64_t>(255 * K),
-                       [&](Kernel k, const gemm::Output& o) { u8gemm(k, x.data(), M, p, threads, o); },
-                       shape("u8gemm", {M, N, K}, threads));
+  return check_gemm_op(
+      kern, M, N, static_cast<std::int64_t>(255 * K),
+      [&](Kernel k, const gemm::Output& o) { u8gemm(k, x.data(), M, p, threads, o); },
+      shape("u8gemm", {M, N, K}, threads));
 }
 
 ConvGeom random_geom(std::size_t max_hw) {
@@ -226,12 +240,10 @@ bool test_bconv(Kernel kern, int threads) {
   const auto x = random_bits(g.B * g.H * g.W, g.c);
   // W [O, kh, kw, cw]: each tap's channel words with zero padding bits.
   const auto w = random_bits(g.O * g.kh * g.kw, g.c);
-  return check_gemm_op(kern, g.rows(), g.O, static_cast<std::int64_t>(g.kh * g.kw * g.c),
-                       [&](Kernel k, const gemm::Output& o) {
-                         bconv2d(k, g, x.data(), w.data(), threads, o);
-                       },
-                       shape("bconv2d", {g.B, g.H, g.W, g.c, g.O, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw},
-                             threads));
+  return check_gemm_op(
+      kern, g.rows(), g.O, static_cast<std::int64_t>(g.kh * g.kw * g.c),
+      [&](Kernel k, const gemm::Output& o) { bconv2d(k, g, x.data(), w.data(), threads, o); },
+      shape("bconv2d", {g.B, g.H, g.W, g.c, g.O, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw}, threads));
 }
 
 bool test_u8conv(Kernel kern, int threads) {
@@ -251,12 +263,11 @@ bool test_u8conv(Kernel kern, int threads) {
   p.K = K;
   p.nw = nw;
   const auto pad = static_cast<std::uint8_t>(rng() % 2 ? 0 : rng() % 256);
-  return check_gemm_op(kern, g.rows(), g.O, static_cast<std::int64_t>(255 * K),
-                       [&](Kernel k, const gemm::Output& o) {
-                         u8conv2d(k, g, x.data(), pad, p, threads, o);
-                       },
-                       shape("u8conv2d", {g.B, g.H, g.W, g.c, g.O, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, pad},
-                             threads));
+  return check_gemm_op(
+      kern, g.rows(), g.O, static_cast<std::int64_t>(255 * K),
+      [&](Kernel k, const gemm::Output& o) { u8conv2d(k, g, x.data(), pad, p, threads, o); },
+      shape("u8conv2d", {g.B, g.H, g.W, g.c, g.O, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, pad},
+            threads));
 }
 
 bool test_threshold_and_pool(Kernel kern, int threads) {
@@ -283,7 +294,8 @@ bool test_threshold_and_pool(Kernel kern, int threads) {
   std::vector<std::int32_t> pw(g.B * g.Ho * g.Wo * g.C), pg(pw.size());
   maxpool2d_int32(Kernel::Reference, g, x.data(), pw.data(), threads);
   maxpool2d_int32(kern, g, x.data(), pg.data(), threads);
-  if (!same(pg, pw, shape("maxpool2d_int32", {g.B, g.H, g.W, g.C, g.k, g.s}, threads))) return false;
+  if (!same(pg, pw, shape("maxpool2d_int32", {g.B, g.H, g.W, g.C, g.k, g.s}, threads)))
+    return false;
   PoolGeom gb = g;
   gb.C = pick(1, 3);  // words
   std::vector<std::uint64_t> xb(gb.B * gb.H * gb.W * gb.C), mask(gb.C);
@@ -325,8 +337,8 @@ int main(int argc, char** argv) {
   for (const auto& n : names) std::printf(" %s", n.c_str());
   std::printf(" (default %s)\n", default_kernel().c_str());
   using Test = bool (*)(Kernel, int);
-  const Test tests[] = {test_bgemm, test_bitplane, test_u8gemm, test_bconv, test_u8conv,
-                        test_threshold_and_pool};
+  const Test tests[] = {test_bgemm, test_bitplane, test_u8gemm,
+                        test_bconv, test_u8conv,   test_threshold_and_pool};
   for (const auto& name : names) {
     g_kernel = name;
     const Kernel kern = resolve_kernel(name);

@@ -33,9 +33,8 @@ thread_local amx::Scratch a_scratch;
 // One result row: 16 sums of outputs col .. col + 15 (those < N) of output row m.
 template <bool kBits>
 __attribute__((always_inline)) inline void emit_row(const std::int32_t* sums, std::size_t m,
-                                                    std::size_t col, __mmask16 valid,
-                                                    __m512i lo, __m512i hi,
-                                                    const U8Epilogue& ep) {
+                                                    std::size_t col, __mmask16 valid, __m512i lo,
+                                                    __m512i hi, const U8Epilogue& ep) {
   const __m512i s = _mm512_load_si512(sums);
   if constexpr (kBits) {
     // bit 1 (−1) iff s < lo or s > hi; columns past N stay 0 (padding bits).
@@ -101,8 +100,8 @@ void tile_pair(const std::uint8_t* a, std::size_t ld, std::size_t steps, const s
 
 template <bool kBits>
 void amx_loop(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t rows,
-              const std::int8_t* wp, std::size_t kg, std::size_t b0, std::size_t b1,
-              std::size_t N, const U8Epilogue& ep) {
+              const std::int8_t* wp, std::size_t kg, std::size_t b0, std::size_t b1, std::size_t N,
+              const U8Epilogue& ep) {
   const std::size_t steps = (kg + 15) / 16, ld = 64 * steps, row_bytes = 4 * kg;
   const std::size_t prow = (rows + 15) / 16 * 16;
   // The padded copy (rows of ld bytes, zero past the row's 4·kg bytes; zero rows up to prow).

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #define BN_U8_NS u8_avx2_impl
-#include "u8gemm/driver.h"
+#include "u8gemm/kernel_loops.h"
 
 namespace binarynet {
 namespace u8_avx2_impl {
@@ -38,10 +38,10 @@ struct Micro {
         std::int32_t four;
         std::memcpy(&four, a + r * lda + 4 * g, 4);
         const __m256i av = _mm256_set1_epi32(four);
-        acc[r][0] = _mm256_add_epi32(
-            acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w0), ones));
-        acc[r][1] = _mm256_add_epi32(
-            acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w1), ones));
+        acc[r][0] =
+            _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w0), ones));
+        acc[r][1] =
+            _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w1), ones));
       }
     }
     const std::size_t real = N - n < 16 ? N - n : 16;  // n < N

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #define BN_U8_NS u8_avx512_impl
-#include "u8gemm/driver.h"
+#include "u8gemm/kernel_loops.h"
 
 namespace binarynet {
 namespace u8_avx512_impl {

@@ -54,15 +54,15 @@ struct U8Epilogue {
 // Row r of A (output row m0 + r) is at a + r·lda and has 4·kg readable bytes, zero past K.
 // `w` is the kernel's weight layout: int8 blocks (wp), or masks (wm) for a mask kernel.
 using U8Fn = void (*)(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t rows,
-                      const void* w, std::size_t kg, std::size_t b0, std::size_t b1,
-                      std::size_t N, const U8Epilogue& ep);
+                      const void* w, std::size_t kg, std::size_t b0, std::size_t b1, std::size_t N,
+                      const U8Epilogue& ep);
 
 // Defined in the kernels' own translation units (u8gemm/*.cc).
 U8Fn u8_portable_kernel();
-U8Fn u8_avx2_kernel();         // only call after the CPU check (kernel_choice.cc: AVX2)
-U8Fn u8_avx512_kernel();       // only after the CPU check (kernel_choice.cc: AVX-512 BW + VNNI)
-U8Fn u8_avx512_mask_kernel();  // the same, on the masks wm; at most 3 rows per call
-U8Fn u8_amx_kernel();          // only after cpu_has_amx() (kernel_choice.cc); wp + kU8TileSlack
+U8Fn u8_avx2_kernel();          // only call after the CPU check (kernel_choice.cc: AVX2)
+U8Fn u8_avx512_kernel();        // only after the CPU check (kernel_choice.cc: AVX-512 BW + VNNI)
+U8Fn u8_avx512_mask_kernel();   // the same, on the masks wm; at most 3 rows per call
+U8Fn u8_amx_kernel();           // only after cpu_has_amx() (kernel_choice.cc); wp + kU8TileSlack
 U8Fn u8_neon_kernel();          // aarch64 only (kernel_choice.cc: cpu_has_neon)
 U8Fn u8_neon_dotprod_kernel();  // aarch64 only, after the check cpu_has_neon_dotprod
 

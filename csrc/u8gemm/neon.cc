@@ -13,7 +13,7 @@
 #include <cstring>
 
 #define BN_U8_NS u8_neon_impl
-#include "u8gemm/driver.h"
+#include "u8gemm/kernel_loops.h"
 #include "u8gemm/neon_store.h"
 
 namespace binarynet {
@@ -63,7 +63,8 @@ struct Micro {
       for (; g + 2 <= g1; g += 2) {
         int16x8_t p16[R];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) p16[r] = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(a + r * lda + 4 * g)));
+        for (int r = 0; r < R; ++r)
+          p16[r] = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(a + r * lda + 4 * g)));
         step<R, 0>(p16, wp + g * 64, acc);
         step<R, 4>(p16, wp + (g + 1) * 64, acc);
       }

@@ -18,7 +18,7 @@
 #include <cstring>
 
 #define BN_U8_NS u8_neon_dotprod_impl
-#include "u8gemm/driver.h"
+#include "u8gemm/kernel_loops.h"
 #include "u8gemm/neon_store.h"
 
 namespace binarynet {

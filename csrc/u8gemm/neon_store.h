@@ -1,6 +1,6 @@
 // The byte GEMM's NEON epilogue (u8gemm/kernel.h), shared by neon.cc and neon_dotprod.cc: each
-// includes it after u8gemm/driver.h, inside its own namespace (BN_U8_NS), so each gets its own
-// copy compiled with its own ISA flags (never share an inline symbol across translation units
+// includes it after u8gemm/kernel_loops.h, inside its own namespace (BN_U8_NS), so each gets its
+// own copy compiled with its own ISA flags (never share an inline symbol across translation units
 // with different ISA flags).
 #ifndef BN_U8_NS
 #error "define BN_U8_NS before including u8gemm/neon_store.h"

@@ -3,7 +3,7 @@
 #include <cstring>
 
 #define BN_U8_NS u8_portable_impl
-#include "u8gemm/driver.h"
+#include "u8gemm/kernel_loops.h"
 
 namespace binarynet {
 namespace u8_portable_impl {
@@ -37,7 +37,8 @@ struct Micro {
         std::uint16_t neg = 0;
         for (std::size_t j = 0; j < real; ++j) {
           const std::int32_t s = acc[r][j];
-          if (s < ep.lo[n + j] || s > ep.hi[n + j]) neg = static_cast<std::uint16_t>(neg | (1u << j));
+          if (s < ep.lo[n + j] || s > ep.hi[n + j])
+            neg = static_cast<std::uint16_t>(neg | (1u << j));
         }
         std::memcpy(ep.bits + (m + r) * ep.ldb + n / 8, &neg, 2);
       } else {

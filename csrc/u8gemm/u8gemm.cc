@@ -59,8 +59,7 @@ void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t*
   const bool simd = kern == Kernel::Avx512 || amx;
   const bool masks = M < 4 && w.wm && simd && cpu_has_avx512_vnni();
   const bool below_tiles = amx && (M < kTileMinRows || w.K < kTileMinK);
-  const U8Fn fn =
-      masks ? u8_avx512_mask_kernel() : u8_kernel(below_tiles ? Kernel::Avx512 : kern);
+  const U8Fn fn = masks ? u8_avx512_mask_kernel() : u8_kernel(below_tiles ? Kernel::Avx512 : kern);
 #else
   const bool masks = false;
   const U8Fn fn = u8_kernel(kern);
@@ -70,13 +69,15 @@ void run_u8(Kernel kern, std::size_t M, const U8Prepared& w, const std::uint8_t*
   const std::size_t rb = gemm::block_rows(kU8BlockBytes, row_bytes, 24, 1536);
   gemm::for_each_task(M, rb, u8_blocks(w.N), threads,
                       [&](std::size_t r0, std::size_t n, std::size_t b0, std::size_t b1) {
-    if (direct) return fn(direct + r0 * lda, lda, r0, n, wts, kg, b0, b1, w.N, ep);
-    thread_local std::vector<std::uint8_t> buf;
-    if (buf.size() < n * row_bytes) buf.resize(n * row_bytes);
-    rows(r0, n, buf.data(), row_bytes);
-    fn(buf.data(), row_bytes, r0, n, wts, kg, b0, b1, w.N, ep);
-    if (buf.size() > (std::size_t{16} << 20)) std::vector<std::uint8_t>().swap(buf);  // huge k
-  });
+                        if (direct)
+                          return fn(direct + r0 * lda, lda, r0, n, wts, kg, b0, b1, w.N, ep);
+                        thread_local std::vector<std::uint8_t> buf;
+                        if (buf.size() < n * row_bytes) buf.resize(n * row_bytes);
+                        rows(r0, n, buf.data(), row_bytes);
+                        fn(buf.data(), row_bytes, r0, n, wts, kg, b0, b1, w.N, ep);
+                        if (buf.size() > (std::size_t{16} << 20))
+                          std::vector<std::uint8_t>().swap(buf);  // huge k
+                      });
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
-// The loop shared by the byte-GEMM kernels (see kernel.h): column tiles of the prepared weights,
-// then row tiles, each handed to the ISA's micro-kernel. Each kernel translation unit defines
-// BN_U8_NS and a micro-kernel class, then includes this file (compiled once per ISA under its own
-// name: never share an inline symbol across translation units with different ISA flags).
+// The kernel loop of the byte GEMM, shared by its ISA kernels (see kernel.h): inside one task of
+// the driver (u8gemm.cc), column tiles of the prepared weights, then row tiles, each handed to the
+// ISA's micro-kernel. Each kernel translation unit defines BN_U8_NS and a micro-kernel class, then
+// includes this file (compiled once per ISA under its own name: never share an inline symbol
+// across translation units with different ISA flags).
 //
 // A micro-kernel is a class with
 //   static constexpr int kRows, kCols;   // largest tile: rows of A × blocks of 16 outputs
@@ -12,7 +13,7 @@
 //      rows m .. m + R − 1 (A rows at a, stride lda) × the C blocks at w (first column n), with
 //      the epilogue applied; R ≤ kRows, C ≤ kCols (edge tiles are smaller instantiations).
 #ifndef BN_U8_NS
-#error "define BN_U8_NS before including u8gemm/driver.h"
+#error "define BN_U8_NS before including u8gemm/kernel_loops.h"
 #endif
 
 #include <cstddef>
@@ -56,8 +57,8 @@ void u8_loop(const std::uint8_t* a, std::size_t lda, std::size_t m0, std::size_t
     const int nc = static_cast<int>(b1 - b < kC ? b1 - b : kC);
     for (std::size_t r = 0; r < rows; r += kR) {
       const int nr = static_cast<int>(rows - r < kR ? rows - r : kR);
-      tile_rows<Micro, kBits>(nr, nc, a + r * lda, lda, m0 + r, wp + b * bstride, kg,
-                              b * kU8Block, N, ep);
+      tile_rows<Micro, kBits>(nr, nc, a + r * lda, lda, m0 + r, wp + b * bstride, kg, b * kU8Block,
+                              N, ep);
     }
   }
 }

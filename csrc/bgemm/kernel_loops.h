@@ -1,8 +1,9 @@
-// The loops shared by the optimised kernels: tiling of (rows × columns) over a micro-kernel, and
-// the epilogue (see kernel.h for the maths). Each kernel translation unit defines BN_KERNEL_NS
-// (portable_impl, avx2_impl, avx512_impl) and then includes this file, so every function here is
-// compiled — and auto-vectorised — once per ISA, under a different name each time (never share an
-// inline symbol across translation units with different ISA flags: see kernel.h).
+// The kernel loops of the popcount GEMM, shared by its ISA kernels: tiling of (rows × columns)
+// over a micro-kernel, and the epilogue (see kernel.h for the maths). They run inside one task of
+// the op drivers (popcount.h); each kernel translation unit defines BN_KERNEL_NS (portable_impl,
+// avx2_impl, avx512_impl, amx_impl, neon_impl) and then includes this file, so every function here
+// is compiled — and auto-vectorised — once per ISA, under a different name each time (never share
+// an inline symbol across translation units with different ISA flags: see kernel.h).
 //
 // A micro-kernel is a class with
 //   static constexpr int kMaxPanels;   // panels (of 8 rows) per tile
@@ -21,7 +22,7 @@
 // Each translation unit may define BN_MOVEMASK8(v) (bit j = sign bit of lane j) before the
 // include; otherwise a generic loop is used.
 #ifndef BN_KERNEL_NS
-#error "define BN_KERNEL_NS before including driver.h"
+#error "define BN_KERNEL_NS before including bgemm/kernel_loops.h"
 #endif
 
 #include <cstddef>
@@ -91,15 +92,14 @@ struct RowSink {
   const std::int32_t* row_base;
   const std::int32_t* corr;
   const std::int32_t* corr_row;
-  std::int32_t* out;  // int32 sink: row m0 of the tile, column n0
+  std::int32_t* out;   // int32 sink: row m0 of the tile, column n0
   std::uint8_t* bits;  // bits sink: row m0, byte n0 / 8
   std::size_t ld, m0, n0, nrows, nc;
   v8i lo{}, hi{}, planes_acc{};
 
-  RowSink(const Epilogue& ep, std::size_t r0, std::size_t nrows_, std::size_t n0_,
-          std::size_t nc_)
-      : base(ep.base), row_base(ep.row_base), corr(ep.corr), corr_row(ep.corr_row),
-        out(nullptr), bits(nullptr), ld(0), m0(r0 / kPlanes), n0(n0_), nrows(nrows_), nc(nc_) {
+  RowSink(const Epilogue& ep, std::size_t r0, std::size_t nrows_, std::size_t n0_, std::size_t nc_)
+      : base(ep.base), row_base(ep.row_base), corr(ep.corr), corr_row(ep.corr_row), out(nullptr),
+        bits(nullptr), ld(0), m0(r0 / kPlanes), n0(n0_), nrows(nrows_), nc(nc_) {
     if constexpr (kBits) {
       bits = ep.bits + m0 * ep.ldb + n0 / 8;
       ld = ep.ldb;
@@ -223,17 +223,23 @@ void panels_entry(BitOp op, const std::uint64_t* panels, std::size_t row0, std::
   const bool corr = ep.corr != nullptr, bits = ep.bits != nullptr;
   if (op == BitOp::Xor && ep.planes == 1) {
     if (!corr && !bits)
-      return panels_loop<Micro, BitOp::Xor, 1, false, false>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
+      return panels_loop<Micro, BitOp::Xor, 1, false, false>(panels, row0, rows, nwords, w, ldw, n0,
+                                                             n1, ep);
     if (!corr && bits)
-      return panels_loop<Micro, BitOp::Xor, 1, false, true>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
+      return panels_loop<Micro, BitOp::Xor, 1, false, true>(panels, row0, rows, nwords, w, ldw, n0,
+                                                            n1, ep);
     if (corr && !bits)
-      return panels_loop<Micro, BitOp::Xor, 1, true, false>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
-    return panels_loop<Micro, BitOp::Xor, 1, true, true>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
+      return panels_loop<Micro, BitOp::Xor, 1, true, false>(panels, row0, rows, nwords, w, ldw, n0,
+                                                            n1, ep);
+    return panels_loop<Micro, BitOp::Xor, 1, true, true>(panels, row0, rows, nwords, w, ldw, n0, n1,
+                                                         ep);
   }
   if (op == BitOp::And && ep.planes == 8 && !corr && !bits)
-    return panels_loop<Micro, BitOp::And, 8, false, false>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
+    return panels_loop<Micro, BitOp::And, 8, false, false>(panels, row0, rows, nwords, w, ldw, n0,
+                                                           n1, ep);
   if (op == BitOp::And && ep.planes == 8 && !corr && bits)
-    return panels_loop<Micro, BitOp::And, 8, false, true>(panels, row0, rows, nwords, w, ldw, n0, n1, ep);
+    return panels_loop<Micro, BitOp::And, 8, false, true>(panels, row0, rows, nwords, w, ldw, n0,
+                                                          n1, ep);
   __builtin_trap();  // not produced by the op drivers
 }
 
@@ -262,8 +268,8 @@ inline void generic_wpanels(int np, const std::uint64_t* a, std::size_t nwords,
     std::uint64_t s[8] = {};
     for (std::size_t k = 0; k < nwords; ++k)
       for (std::size_t l = 0; l < kPanelRows; ++l) {
-        const std::uint64_t x = OP == BitOp::Xor ? a[k] ^ panel[k * kPanelRows + l]
-                                                 : a[k] & panel[k * kPanelRows + l];
+        const std::uint64_t x =
+            OP == BitOp::Xor ? a[k] ^ panel[k * kPanelRows + l] : a[k] & panel[k * kPanelRows + l];
         s[l] += static_cast<std::uint64_t>(__builtin_popcountll(x));
       }
     for (int l = 0; l < 8; ++l) pc[q][l] = static_cast<std::int32_t>(s[l]);
