@@ -281,3 +281,15 @@ def test_a_cycle_and_a_chain_are_reported_with_every_step(monkeypatch) -> None:
     assert _chain("binarynet.b", _in("binarynet.a")) is not None
     assert _chain("binarynet.b", _in("binarynet.a"), eager=True) is None
     assert _chain("binarynet.a", _in("binarynet")) is not None  # a package with its modules
+
+
+def test_every_subpackage_says_what_lives_there_and_what_it_may_import() -> None:
+    """The first paragraph of each subpackage's docstring: two lines, the second naming what the
+    package imports (the rules above check that it is so)."""
+    for module, path in _modules().items():
+        if path.name != "__init__.py" or module == PACKAGE:
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text()), clean=False) or ""
+        first = doc.split("\n\n")[0].splitlines()
+        assert len(first) == 2, f"{path}: the docstring's first paragraph has {len(first)} lines"
+        assert "import" in first[1].lower(), f"{path}: its second line does not say what it imports"

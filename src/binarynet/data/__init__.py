@@ -1,5 +1,8 @@
-"""Datasets as uint8 arrays: MNIST (IDX files, or a small sample shipped inside the package),
-CIFAR-10 (the standard pickled batches or a JPEG copy) and SVHN (``.mat`` files).
+"""Datasets as uint8 arrays, one module per format or dataset, and the deployable preprocessors.
+Imports NumPy (and Pillow, SciPy, pooch where a format needs them); never torch or training.
+
+MNIST (IDX files, or a small sample shipped inside the package), CIFAR-10 (the standard pickled
+batches or a JPEG copy) and SVHN (``.mat`` files).
 
 This package needs only NumPy (pooch too, but only when downloading; Pillow to decode the JPEG
 copy of CIFAR-10; SciPy to read SVHN's ``.mat`` files), so the torch-free engine can use it.

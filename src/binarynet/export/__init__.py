@@ -1,5 +1,4 @@
 """Torch → graph: a trained model's eval-mode computation as the ops of :mod:`binarynet.graph`.
-
 The only package that imports both worlds: :mod:`binarynet.training` (torch) and the graph.
 """
 

@@ -1,4 +1,5 @@
 """Trained models shipped with binarynet: try the engine and the C export without training.
+Imports nothing of binarynet: it names the shipped ``.bnn`` files.
 
 ``mnist-mlp-256``
     The MNIST MLP 784-256-256-10 (shift-based batch norm, shift AdaMax; 41 KB as ``.bnn``),

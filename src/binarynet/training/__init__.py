@@ -1,4 +1,3 @@
 """Training in PyTorch: quantizers, layers, batch norms, optimizers, losses, models, the trainer.
-
-Imports torch, :mod:`binarynet.data` and :mod:`binarynet.graph`; nothing else of binarynet.
+Imports torch, :mod:`binarynet.data` and the registries; never export, back-ends or analysis.
 """

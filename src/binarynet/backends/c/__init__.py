@@ -1,4 +1,5 @@
 """C source for microcontrollers: a trained BNN as self-contained C99, bit-exact with the engine.
+Imports :mod:`binarynet.graph` and NumPy; never torch or training.
 
 :func:`emit_c` turns a validated ``.bnn`` graph into ``NAME.h`` + ``NAME.c`` (the emitter, a
 :class:`binarynet.graph.visitor.GraphVisitor`, is :mod:`binarynet.backends.c.emit`; the runtime

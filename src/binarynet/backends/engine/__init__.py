@@ -1,4 +1,5 @@
 """The torch-free inference engine: runs a ``.bnn`` file on the compiled XNOR-popcount kernels.
+Imports :mod:`binarynet.graph`, NumPy and ``binarynet._kernels``; never torch or training.
 
     >>> from binarynet import engine
     >>> model = engine.load("mnist.bnn", threads=2)

@@ -1,5 +1,7 @@
-"""Binary GEMM on the GPU: Triton kernels for the XNOR-popcount product, its fused threshold
-output and the packing, plus the unoptimised float kernel the paper compares against.
+"""Binary GEMM on the GPU: Triton kernels for the XNOR-popcount product and its threshold.
+Imports torch and triton only when a kernel runs (their tensors); never training or export.
+
+Also the packing and the unoptimised float kernel the paper compares against.
 
 Importing this package needs neither torch nor triton (both are imported on first use; a
 missing one raises :class:`GpuUnavailableError` naming the package — install the ``gpu`` extra).

@@ -1,5 +1,4 @@
 """QONNX: the graph as ONNX with QONNX's quantization ops and FINN's MultiThreshold (for FPGAs).
-
 Imports :mod:`binarynet.graph`, NumPy and ``onnx`` (optional extra); never torch or training.
 """
 
