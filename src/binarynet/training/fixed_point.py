@@ -40,7 +40,7 @@ class _FakeQuantize(torch.autograd.Function):
         return torch.round(scaled).clamp_(q_min, q_max) * (2.0**exponent)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         (scaled,) = ctx.saved_tensors
         low, high = ctx.bounds
         keep = (scaled >= low) & (scaled <= high)
