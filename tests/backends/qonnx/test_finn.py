@@ -27,10 +27,16 @@ from binarynet.graph import bnnfile
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tools"))
-FINN_PYTHON = Path(os.environ.get("BINARYNET_FINN_PYTHON", REPO / "build/venv-finn/bin/python"))
+FINN_VENV = REPO / "build/venv-finn"
+FINN_PYTHON = Path(os.environ.get("BINARYNET_FINN_PYTHON", FINN_VENV / "bin/python"))
+FINN_READY = (
+    FINN_PYTHON.exists()
+    if "BINARYNET_FINN_PYTHON" in os.environ
+    else (FINN_VENV / ".installed").exists()  # tools/finn_env.sh finished
+)
 
 needs_finn = pytest.mark.skipif(
-    not FINN_PYTHON.exists(), reason=f"no FINN environment at {FINN_PYTHON} (make test-finn)"
+    not FINN_READY, reason=f"no FINN environment at {FINN_PYTHON} (make test-finn)"
 )
 
 
