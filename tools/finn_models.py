@@ -12,7 +12,10 @@ Networks (batch norm statistics measured on training images, as training leaves 
   unpadded, (2×C)–MP2–(2×2C)–MP2–(2×4C)–2×FC–10, C = 16 (``--full``: FINN's C = 64 and its
   two 512-wide dense layers), on random images;
 - ``cnv-pad1``: the same with its first, uint8 convolution padded by 1 (zero padding of
-  x̃ = p − zp is exact on FINN).
+  x̃ = p − zp is exact on FINN);
+- ``cnv-pm1``: every convolution padded by 1, the first with 0 (x̃), the binary ones with −1
+  (``pad_value=-1``, FINN's own padding of 1-bit streams); γ > 0 (a γ < 0 channel behind a
+  max-pool pools as a minimum, which FINN cannot pad with −1: refused).
 """
 
 from __future__ import annotations
@@ -57,13 +60,25 @@ def mlp(hidden: int = 128) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def cnv(width: int = 16, fc: int = 64, first_padding: int = 0) -> nn.Sequential:
-    """FINN's CNV: 3×3 convolutions, (2×C)–MP2–(2×2C)–MP2–(2×4C)–FC–FC–10 on 3×32×32."""
+def cnv(
+    width: int = 16, fc: int = 64, first_padding: int = 0, pad_value: int | None = None
+) -> nn.Sequential:
+    """FINN's CNV: 3×3 convolutions, (2×C)–MP2–(2×2C)–MP2–(2×4C)–FC–FC–10 on 3×32×32; with
+    ``pad_value``, every binary convolution padded by 1 with that ±1 value."""
     layers: list[nn.Module] = [FixedPointInput()]
     channels, size = 3, 32
     for i, out in enumerate((width, width, 2 * width, 2 * width, 4 * width, 4 * width)):
-        padding = first_padding if i == 0 else 0
-        layers.append(BinaryConv2d(channels, out, 3, padding=padding, binarize_input=False))
+        padding = first_padding if i == 0 else int(pad_value is not None)
+        layers.append(
+            BinaryConv2d(
+                channels,
+                out,
+                3,
+                padding=padding,
+                binarize_input=False,
+                pad_value=pad_value if i and pad_value is not None else 0,
+            )
+        )
         size = size + 2 * padding - 2
         if i in (1, 3):
             layers.append(nn.MaxPool2d(2))
@@ -83,9 +98,13 @@ def cnv(width: int = 16, fc: int = 64, first_padding: int = 0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def calibrate(model: nn.Sequential, images: np.ndarray, seed: int) -> nn.Sequential:
+def calibrate(
+    model: nn.Sequential, images: np.ndarray, seed: int, negative_gamma: bool = True
+) -> nn.Sequential:
     """Random ±1 weights (seeded), batch norm statistics measured on ``images`` (one pass,
-    cumulative averages) and random affine parameters around (1, 0); eval mode."""
+    cumulative averages) and random affine parameters: γ ~ N(1, 0.5) (about 2 % of the
+    channels γ < 0, down-set thresholds), or |γ| when not ``negative_gamma``; β ~ N(0, 0.3).
+    Eval mode."""
     torch.manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -94,7 +113,9 @@ def calibrate(model: nn.Sequential, images: np.ndarray, seed: int) -> nn.Sequent
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.reset_running_stats()
                 m.momentum = None
-                m.weight.normal_(1.0, 0.3)  # some γ < 0: down-set thresholds
+                m.weight.normal_(1.0, 0.5)
+                if not negative_gamma:
+                    m.weight.abs_()
                 m.bias.normal_(0.0, 0.3)
         model.train()
         model(images_to_torch(images))
@@ -121,6 +142,7 @@ def networks(full: bool) -> dict[str, tuple[Callable[[], nn.Sequential] | None, 
         "mlp": (None if full else mlp, _mnist),
         "cnv": (lambda: cnv(width, fc), _cifar_like),
         "cnv-pad1": (lambda: cnv(width, fc, first_padding=1), _cifar_like),
+        "cnv-pm1": (lambda: cnv(width, fc, first_padding=1, pad_value=-1), _cifar_like),
     }
 
 
@@ -133,7 +155,8 @@ def write(out: Path, name: str, images: int, full: bool = False) -> tuple[Path, 
         bnn.write_bytes(pretrained.path("mnist-mlp-256").read_bytes())
     else:
         shape = (3, 32, 32) if train.ndim == 4 else (28, 28)
-        export(calibrate(build(), train, seed=len(name)), bnn, input_shape=shape, model=name)
+        model = calibrate(build(), train, seed=len(name), negative_gamma=name != "cnv-pm1")
+        export(model, bnn, input_shape=shape, model=name)
     model = engine.load(bnn)
     test = test.reshape(len(test), *model.input_shape)
     onnx_path, case = out / f"{name}.onnx", out / f"{name}.npz"

@@ -42,7 +42,7 @@ needs_finn = pytest.mark.skipif(
 
 @pytest.mark.finn
 @needs_finn
-@pytest.mark.parametrize("name", ["mlp", "cnv", "cnv-pad1"])
+@pytest.mark.parametrize("name", ["mlp", "cnv", "cnv-pad1", "cnv-pm1"])
 def test_finn_hardware_layers_match_the_engine(name: str, tmp_path: Path) -> None:
     import finn_models
 
@@ -86,6 +86,24 @@ def test_finn_refuses_a_zero_padded_binary_convolution(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="zero-padded"):
         write_qonnx(bnn, out, target="finn")
     assert not out.exists()
+
+
+def test_finn_refuses_what_its_padding_cannot_be(tmp_path: Path) -> None:
+    """FINN pads with −1: +1 padding, and −1 padding after a down-set channel behind a pool
+    (negated there), are refused for FINN; a batch other than 1 too. For QONNX, both export."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from torch_cases import get_case
+
+    plus = bnnfile.load(get_case("pp1-trained-std").path)
+    with pytest.raises(ValueError, match=r"^op 2 \(conv2d.*-1 only.*train it with pad_value=-1$"):
+        to_qonnx(plus.graph, plus.tensors, target="finn")
+    stressed = bnnfile.load(get_case("pm1-stressed-std").path)
+    with pytest.raises(ValueError, match=r"is a down-set threshold \(γ < 0\) behind a max-pool"):
+        to_qonnx(stressed.graph, stressed.tensors, target="finn")
+    trained = bnnfile.load(get_case("pm1-trained-std").path)
+    with pytest.raises(ValueError, match=r"has batch 1, got batch_size=4$"):
+        to_qonnx(trained.graph, trained.tensors, target="finn", batch_size=4)
+    assert to_qonnx(trained.graph, trained.tensors, target="finn").graph.node
 
 
 def test_export_command_for_finn(tmp_path: Path, capsys) -> None:

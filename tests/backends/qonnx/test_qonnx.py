@@ -184,7 +184,15 @@ def test_finn_style_xnor_lowering(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["odd-stressed-std", "odd-stressed-shift", "mlp-stressed-shift", "cifar-stressed-std"]
+    "name",
+    [
+        "odd-stressed-std",
+        "odd-stressed-shift",
+        "mlp-stressed-shift",
+        "cifar-stressed-std",
+        "pm1-stressed-std",  # padded with −1 (Pad), down-sets behind pools
+        "pp1-trained-shift",  # padded with +1
+    ],
 )
 def test_stressed_torch_models(name: str) -> None:
     from torch_cases import get_case
@@ -204,6 +212,24 @@ def test_stressed_torch_models(name: str) -> None:
     scores = assert_same_as_engine(proto, case.path, x)
     torch_scores = np.concatenate([case.scores[:12], case.scores[-4:]])
     np.testing.assert_array_equal(scores, torch_scores)
+
+
+@pytest.mark.parametrize("name", ["pm1-trained-std", "pm1-stressed-shift", "pp1-trained-std"])
+def test_pm1_padded_torch_models_at_batch_1(name: str) -> None:
+    """At batch 1, a −1 padding that reaches every channel as −1 is written in FINN's XNOR
+    form (Im2Col + XnorPopcountMatMul on bits); the others with Pad. Both exact."""
+    from torch_cases import get_case
+
+    case = get_case(name)
+    proto = to_qonnx(*_graph(case.path))
+    ops = {n.op_type for n in proto.graph.node}
+    if name == "pm1-trained-std":  # trained a few steps from γ = 1: up-sets only
+        assert {"Im2Col", "XnorPopcountMatMul"} <= ops and "Pad" not in ops
+    else:
+        assert "Pad" in ops
+    for j in (0, 5, len(case.x) - 1):
+        scores = assert_same_as_engine(proto, case.path, case.x[j : j + 1])
+        np.testing.assert_array_equal(scores, case.scores[j : j + 1])
 
 
 def _graph(path: Path) -> tuple[Graph, dict[str, np.ndarray]]:
@@ -234,7 +260,9 @@ def _inexpressible(graph: dict, tensors: dict[str, np.ndarray], spec_bound: list
 def test_random_graphs(seeds: range, tmp_path: Path) -> None:
     exported = refused = 0
     for seed in seeds:
-        graph, tensors = bm.random_model(bm.RngChooser(np.random.default_rng(seed)))
+        graph, tensors = bm.random_model(
+            bm.RngChooser(np.random.default_rng(seed)), pad_values=True
+        )
         path = tmp_path / f"{seed}.bnn"
         bnnfile.save(path, graph, tensors)
         bnn = bnnfile.load(path)

@@ -160,6 +160,7 @@ class _QONNXWriter(GraphVisitor[None]):
         self.index = 0  # the op being visited, for names and messages
         self.pools: list[tuple[int, MaxPool2d]] = []
         self.flip: np.ndarray | None = None
+        self.activation: Any = None  # the last MultiThreshold node
 
     # -- helpers --
     def _name(self, what: str) -> str:
@@ -173,7 +174,8 @@ class _QONNXWriter(GraphVisitor[None]):
 
     def _node(self, op_type: str, inputs: list[str], what: str, **attrs: Any) -> str:
         out = self._name(what)
-        domain = QONNX_DOMAIN if op_type in ("BipolarQuant", "MultiThreshold") else ""
+        custom = ("BipolarQuant", "MultiThreshold", "Im2Col", "XnorPopcountMatMul")
+        domain = QONNX_DOMAIN if op_type in custom else ""
         node = self.onnx.helper.make_node(op_type, inputs, [out], name=out, domain=domain, **attrs)
         self.nodes.append(node)
         self.cur = out
@@ -225,6 +227,9 @@ class _QONNXWriter(GraphVisitor[None]):
         self._node("MatMul", [self.cur, weight], "y")
 
     def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> None:
+        if op.pad_value:
+            self._padded_conv(op, x)
+            return
         ph, pw = op.padding
         if self.target == "finn" and x.kind == "bits" and (ph or pw):
             raise ValueError(
@@ -244,6 +249,89 @@ class _QONNXWriter(GraphVisitor[None]):
             group=1,
         )
 
+    def _padded_conv(self, op: Conv2d, x: ValueInfo) -> None:
+        """A convolution over its input padded with ``op.pad_value`` = p ∈ {+1, −1}.
+
+        The input is a = f ⊙ o (o the op's ±1 input), so the padded a is f_c·p per channel.
+        When that is −1 everywhere, the previous threshold emits bits u = (a + 1)/2 ∈ {0, 1}
+        instead (``BINARY``: u = [y ≥ t]; its pools commute with the affine map), whose zero
+        padding is a = −1, and the layer is FINN's XNOR form on NHWC patches: ``Im2Col``
+        (padding 0), ``XnorPopcountMatMul`` with the bits of the weights w·f, counting the
+        agreements A, and y = 2A − K over all K = kh·kw·C taps (batch 1: qonnx's ``Im2Col``
+        infers no other). Otherwise (not for FINN) the a are multiplied back by f, padded with
+        p (``Pad``) and convolved unpadded."""
+        (kh, kw), (sh, sw), (ph, pw) = op.kernel_size, op.stride, op.padding
+        h, w, c = x.shape
+        flip = self.flip if self.flip is not None else np.ones(c, np.float32)
+        padded = flip * op.pad_value
+        label = op_label(self.index, op)
+        if self.target == "finn" and self.batch != 1:
+            raise ValueError(
+                f"{label}: FINN's form of a ±1-padded convolution (qonnx's Im2Col) has batch 1, "
+                f"got batch_size={self.batch}"
+            )
+        if np.all(padded == -1) and self.batch == 1:
+            mt = self.activation
+            for attr in mt.attribute:
+                if attr.name == "out_dtype":
+                    attr.s = b"BINARY"
+                elif attr.name == "out_scale":
+                    attr.f = 1.0
+                elif attr.name == "out_bias":
+                    attr.f = 0.0
+            weights = self._weights(op, x).reshape(op.out_channels, -1).T  # [(i, j, c), O]
+            bits = self._const("weight_bits", (weights > 0).astype(np.float32))
+            self.datatypes[bits] = "BINARY"
+            nhwc = self._node("Transpose", [self.cur], "nhwc", perm=[0, 2, 3, 1])
+            self.datatypes[nhwc] = "BINARY"  # Im2Col reads its input's type
+            self._node(
+                "Im2Col",
+                [self.cur],
+                "patches",
+                stride=[sh, sw],
+                kernel_size=[kh, kw],
+                input_shape=f"({self.batch},{h},{w},{c})",
+                pad_amount=[ph, pw, ph, pw],
+                pad_value=0,
+            )
+            self._node("XnorPopcountMatMul", [self.cur, bits], "agree")
+            self._node("Mul", [self.cur, self._const("two", np.float32(2))], "twice")
+            k = np.float32(-kh * kw * c)
+            self._node("Add", [self.cur, self._const("minus_k", k)], "dot")
+            self._node("Transpose", [self.cur], "y", perm=[0, 3, 1, 2])
+            return
+        if self.target == "finn":
+            ch = int(np.flatnonzero(padded != -1)[0])
+            why = (
+                "train it with pad_value=-1"
+                if op.pad_value > 0
+                else f"channel {ch} is a down-set threshold (γ < 0) behind a max-pool, which "
+                "comes out negated"
+            )
+            raise ValueError(
+                f"{label}: FINN pads its 1-bit streams with -1 only, and this padding reaches "
+                f"channel {ch} of them as +1: {why}"
+            )
+        if self.flip is not None:
+            self._node("Mul", [self.cur, self._const("flip", flip.reshape(1, c, 1, 1))], "o")
+        self.flip = None
+        pads = np.array([0, 0, ph, pw, 0, 0, ph, pw], dtype=np.int64)
+        pads_name = self._name("pads")
+        self.inits.append(self.onnx.numpy_helper.from_array(pads, pads_name))
+        value = self._const("pad_value", np.float32(op.pad_value))
+        self._node("Pad", [self.cur, pads_name, value], "padded", mode="constant")
+        w4 = self._bipolar_weight(np.ascontiguousarray(self._weights(op, x).transpose(0, 3, 1, 2)))
+        self._node(
+            "Conv",
+            [self.cur, w4],
+            "y",
+            kernel_shape=[kh, kw],
+            strides=[sh, sw],
+            pads=[0, 0, 0, 0],
+            dilations=[1, 1],
+            group=1,
+        )
+
     def visit_maxpool2d(self, op: MaxPool2d, x: ValueInfo, y: ValueInfo) -> None:
         self.pools.append((self.index, op))  # written behind the threshold that follows
 
@@ -259,6 +347,7 @@ class _QONNXWriter(GraphVisitor[None]):
             out_scale=2.0,
             out_bias=-1.0,
         )
+        self.activation = self.nodes[-1]
         index = self.index
         for pool_index, pool in self.pools:
             self.index = pool_index  # names the pool's nodes
