@@ -21,7 +21,9 @@ summation order):
   ``BipolarQuant`` (scale 1; sign(0) = +1, our convention, though the stored weights are ±1
   already). A convolution's ``pads`` pad with 0, which is exactly training's zero padding: 0
   is the padded pixel's x̃ for the first layer and the third value 0 for ±1 activations, so
-  no border correction is needed in this graph. A dense layer after a convolution reads the
+  no border correction is needed in this graph. A convolution padded with ±1 (``pad_value``)
+  is FINN's XNOR form or a ``Pad`` (:meth:`_QONNXWriter._padded_conv` says which, and why
+  both are exact). A dense layer after a convolution reads the
   NCHW activations through ``Flatten``, its weight columns permuted from the file's (H, W, C)
   order to (C, H, W).
 - **threshold** (batch norm + sign, +1 iff ``lo ≤ y ≤ hi`` per channel c) as one
