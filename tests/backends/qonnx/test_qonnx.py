@@ -158,7 +158,7 @@ def _finn_style_lowering(model: ModelWrapper) -> ModelWrapper:
 def test_finn_style_xnor_lowering(name: str, tmp_path: Path) -> None:
     """The MLP stays bit-exact through FINN's XNOR-popcount form. A padded binary convolution
     does not: Im2Col pads the ±1 activations with 0 (training's value), which the 0/1 bit
-    encoding then reads as −1 (the limitation the README states for FINN)."""
+    encoding then reads as −1: why FINN needs pad_value=-1 (docs/fpga.md)."""
     bnn = tmp_path / "m.bnn"
     export_checkpoint(FIXTURES / f"{name}.pt", bnn)
     model = _finn_style_lowering(cleanup_model(ModelWrapper(write_qonnx(bnn, tmp_path / "m.onnx"))))
