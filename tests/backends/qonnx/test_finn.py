@@ -71,6 +71,35 @@ def test_finn_hardware_layers_match_the_engine(name: str, tmp_path: Path) -> Non
     assert estimate["LUT"] > 0 and summary["estimate_performance"]["estimated_throughput_fps"] > 0
 
 
+@pytest.mark.finn
+@needs_finn
+def test_finn_on_a_trained_pm1_padded_convnet(tmp_path: Path) -> None:
+    """The paper's ConvNet (width 1/8) with its binary convolutions padded with −1, trained by
+    the optimizer (tests/torch_cases.py), through FINN: XNOR hardware, the engine's classes."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from binarynet.backends import engine
+    from torch_cases import get_case
+
+    case = get_case("pm1-trained-std")
+    onnx_path, npz = tmp_path / "pm1.onnx", tmp_path / "pm1.npz"
+    write_qonnx(case.path, onnx_path, target="finn")
+    scores = engine.load(case.path).scores(case.x, preprocess=False)
+    np.testing.assert_array_equal(scores, case.scores)  # the torch model's, bit for bit
+    np.savez(npz, images=case.x, scores=scores)
+    out = tmp_path / "finn"
+    result = subprocess.run(
+        [str(FINN_PYTHON), str(REPO / "tools/finn_build.py"), str(onnx_path), str(npz), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["problems"] == [] and summary["classes_equal"] == len(case.x)
+    assert summary["mvau_xnor_mode"] == [0] + [1] * 8  # 6 convolutions, 3 dense layers
+    assert sum(layer.startswith("FMPadding") for layer in summary["hardware_layers"]) == 6
+
+
 def test_finn_refuses_a_zero_padded_binary_convolution(tmp_path: Path) -> None:
     """FINN pads ±1 streams with −1: the paper's zero-padded binary convolutions are refused for
     FINN with one line, exported for other QONNX readers (exact there)."""
