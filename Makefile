@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc src -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: test demo bench lint format clean sanitize test-arm-kernels test-arm64
+.PHONY: test demo bench lint format clean sanitize test-arm-kernels test-arm64 test-finn
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ test-arm-kernels:
 # bit-exactness against torch on exported models (tools/test_arm64.sh; ~10 minutes).
 test-arm64: $(VENV)/.installed
 	tools/test_arm64.sh $(BIN)/python
+
+# FINN's compiler (finn-plus 1.6.1, no Vivado) on the QONNX exports for FINN: its default steps to
+# one dataflow partition of hardware layers, FINN's executor against the engine on 100 images, its
+# estimate reports (tests/backends/qonnx/test_finn.py). FINN gets its own environment,
+# $(FINN_VENV), built by tools/finn_env.sh (~3 minutes on a warm pip cache).
+FINN_VENV ?= build/venv-finn
+
+test-finn: $(VENV)/.installed
+	tools/finn_env.sh $(FINN_VENV) "$(TORCH)"
+	BINARYNET_FINN_PYTHON=$(abspath $(FINN_VENV))/bin/python $(BIN)/python -m pytest -q \
+	  tests/backends/qonnx/test_finn.py
 
 demo: $(VENV)/.installed
 	rm -rf runs/demo

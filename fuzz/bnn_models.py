@@ -163,9 +163,12 @@ def _floats(ch: Chooser, rng: np.random.Generator, c: int) -> np.ndarray:
 
 
 def random_model(
-    ch: Chooser, *, max_side: int = 9, max_stages: int = 4
+    ch: Chooser, *, max_side: int = 9, max_stages: int = 4, pad_values: bool = False
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """A valid (graph JSON, tensors) pair, as :func:`binarynet.graph.bnnfile.save` takes them."""
+    """A valid (graph JSON, tensors) pair, as :func:`binarynet.graph.bnnfile.save` takes them.
+
+    With ``pad_values``, each padded convolution on bits is padded with 0, +1 or −1 (chosen
+    after everything else, so the rest of the graph is the one drawn without it)."""
     rng = np.random.default_rng(ch.integer(0, 2**32 - 1))
     layout = ch.pick(("NF", "NHW", "NHWC", "NHWC"))
     if layout == "NF":
@@ -276,6 +279,12 @@ def random_model(
         "ops": ops,
         "provenance": {"model": "fuzz", "seed": ch.integer(0, 9)},
     }
+    if pad_values:
+        for i, op in enumerate(ops):
+            if op["type"] == "conv2d" and i > 0 and any(op["padding"]):  # i > 0: bits input
+                value = ch.pick((0, 1, -1))
+                if value:
+                    op["pad_value"] = value
     return graph, tensors
 
 
@@ -304,12 +313,14 @@ def _maxpool(y: np.ndarray, kernel: list[int], stride: list[int]) -> np.ndarray:
     return out
 
 
-def _correlate(x: np.ndarray, wt: np.ndarray, stride: list[int], padding: list[int]) -> np.ndarray:
-    """x int64 [N, H, W, C] (padded with 0), wt int64 [O, kh, kw, C] → [N, Ho, Wo, O]."""
+def _correlate(
+    x: np.ndarray, wt: np.ndarray, stride: list[int], padding: list[int], pad_value: int = 0
+) -> np.ndarray:
+    """x int64 [N, H, W, C] (padded with pad_value), wt int64 [O, kh, kw, C] → [N, Ho, Wo, O]."""
     n, h, w, c = x.shape
     o, kh, kw, _ = wt.shape
     (sh, sw), (ph, pw) = stride, padding
-    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), np.int64)
+    xp = np.full((n, h + 2 * ph, w + 2 * pw, c), pad_value, np.int64)
     xp[:, ph : ph + h, pw : pw + w] = x
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     out = np.zeros((n, ho, wo, o), np.int64)
@@ -350,7 +361,7 @@ def reference(
                 wt = unpack(weight, kh * kw * c).reshape(o, kh, kw, c)
             else:
                 wt = unpack(weight, c)
-            y = _correlate(v, wt, op["stride"], op["padding"])
+            y = _correlate(v, wt, op["stride"], op["padding"], op.get("pad_value", 0))
             ys.append(y)
         elif t == "maxpool2d":
             y = _maxpool(y, op["kernel_size"], op["stride"])

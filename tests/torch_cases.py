@@ -1,6 +1,7 @@
 """Torch models shared by the tests of several back-ends: the engine's exactness cases (MNIST MLP,
-CIFAR-10 ConvNet, an odd ConvNet; fresh, trained a few steps, or "stressed" so that every kind of
-threshold occurs), and two tiny models whose summary rows are computed by hand."""
+CIFAR-10 ConvNet, the same with its binary convolutions padded with −1 (pm1) or +1 (pp1), an odd
+ConvNet; fresh, trained a few steps, or "stressed" so that every kind of threshold occurs), and
+two tiny models whose summary rows are computed by hand."""
 
 from __future__ import annotations
 
@@ -211,8 +212,10 @@ def _build_case(name: str) -> Case:
         train_x, train_y = x_torch[:500], torch.from_numpy(labels[:500])
         shape: tuple[int, ...] = (28, 28)
     else:
-        if arch == "cifar":
-            model, shape = cifar10_convnet(0.125, shift_bn=shift, fc_width=96), (3, 32, 32)
+        if arch in ("cifar", "pm1", "pp1"):  # pm1 / pp1: binary convolutions padded with ∓1
+            pad_value = {"cifar": 0, "pm1": -1, "pp1": 1}[arch]
+            model = cifar10_convnet(0.125, shift_bn=shift, fc_width=96, pad_value=pad_value)
+            shape = (3, 32, 32)
         else:
             model, shape = odd_convnet(shift), (3, 15, 13)
         g = torch.Generator().manual_seed(7)
@@ -244,6 +247,8 @@ CASES = [
         ("mlp", ("fresh", "trained", "stressed")),
         ("cifar", ("fresh", "trained", "stressed")),
         ("odd", ("trained", "stressed")),
+        ("pm1", ("trained", "stressed")),
+        ("pp1", ("trained",)),
     )
     for state in states
     for bn in ("std", "shift")

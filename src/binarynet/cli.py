@@ -5,7 +5,7 @@
     binarynet train --out RUN --resume [--epochs N] [--data-dir DIR] ...
     binarynet export RUN/best.pt MODEL.bnn
     binarynet export RUN/best.pt|MODEL.bnn OUT_DIR --format c [--name NAME]
-    binarynet export RUN/best.pt|MODEL.bnn MODEL.onnx --format qonnx
+    binarynet export RUN/best.pt|MODEL.bnn MODEL.onnx --format qonnx [--for finn]
     binarynet eval MODEL.bnn [--data-dir DIR] [--dataset mnist|cifar10|svhn]
     binarynet summary MODEL.bnn|RUN/best.pt [--json] [--input-shape C H W]
     binarynet plot RUN [--out DIR]
@@ -390,6 +390,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         help="--format c: the C name of the model, prefix of NAME_predict, NAME.h ... "
         "(default: the model's name, e.g. mnist_mlp)",
     )
+    p.add_argument(
+        "--for",
+        dest="target",
+        choices=("qonnx", "finn"),
+        default=None,
+        help="--format qonnx: the reader, any QONNX reader (default) or FINN's compiler "
+        "(the same graph, refused where FINN would compute something else)",
+    )
     p.set_defaults(func=_cmd_export)
 
 
@@ -400,6 +408,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.name is not None and args.format != "c":
         raise ValueError(f"--name is for --format c (C source), not --format {args.format}")
+    if args.target is not None and args.format != "qonnx":
+        raise ValueError(f"--for is for --format qonnx, not --format {args.format}")
     if args.format == "qonnx":
         return _cmd_export_qonnx(args)
     if args.format == "c":
@@ -430,7 +440,7 @@ def _cmd_export_qonnx(args: argparse.Namespace) -> int:
 
     from binarynet.deploy import export_qonnx
 
-    proto = export_qonnx(args.model, args.out)
+    proto = export_qonnx(args.model, args.out, target=args.target or "qonnx")
     ops = sorted({node.op_type for node in proto.graph.node})
     shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     print(

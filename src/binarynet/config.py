@@ -63,7 +63,7 @@ MODELS: dict[str, ModelSpec] = {
         options=("hidden", "depth", "dropout_in", "dropout_hidden", "in_features", *_BN_OPTIONS),
     ),
     "cifar10-convnet": ModelSpec(
-        input_shape=(3, 32, 32), options=("width", "fc_width", *_BN_OPTIONS)
+        input_shape=(3, 32, 32), options=("width", "fc_width", "pad_value", *_BN_OPTIONS)
     ),
     "svhn-convnet": ModelSpec(input_shape=(3, 32, 32), options=_BN_OPTIONS),
 }

@@ -421,3 +421,22 @@ def test_preprocessor_must_fit_the_input(tmp_path: Path) -> None:
 def test_export_command_errors(tmp_path: Path, capsys) -> None:
     assert main(["export", str(tmp_path / "none.pt"), str(tmp_path / "x.bnn")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_pad_value_is_exported_for_bits_and_refused_on_the_image(tmp_path: Path) -> None:
+    """±1 padding is a field of the binary convolution (absent for 0: the zero-padded file is
+    the one written without it); on the 8-bit first layer it is refused with one line."""
+    from binarynet.training.nn import BinaryConv2d, FixedPointInput
+
+    model = cifar10_convnet(0.05, fc_width=16, pad_value=-1)
+    graph, _ = build_graph(model, (3, 32, 32))
+    convs = [op for op in graph.ops if op.type == "conv2d"]
+    assert [op.pad_value for op in convs] == [0, -1, -1, -1, -1, -1]
+    assert "pad_value" not in convs[0].to_json() and convs[1].to_json()["pad_value"] == -1
+    zero, _ = build_graph(cifar10_convnet(0.05, fc_width=16), (3, 32, 32))
+    assert all("pad_value" not in op.to_json() for op in zero.ops)
+    first = nn.Sequential(
+        FixedPointInput(), BinaryConv2d(3, 4, 3, padding=1, binarize_input=False, pad_value=1)
+    )
+    with pytest.raises(ExportError, match=r"^module 1 \(BinaryConv2d\): pad_value=1 pads ±1 "):
+        build_graph(first, (3, 8, 8))

@@ -12,7 +12,7 @@ from binarynet.export import build_graph
 from binarynet.graph import bnnfile, ops
 from binarynet.graph.graph import Graph
 from binarynet.graph.ops import OP_TYPES, Conv2d, Dense, LayerOp, Role
-from binarynet.graph.values import GraphError
+from binarynet.graph.values import GraphError, InputSpec, ValueInfo
 from binarynet.graph.visitor import GraphVisitor
 from torch_cases import tiny_convnet, tiny_mlp
 
@@ -148,3 +148,30 @@ def test_u8_offset_is_minus_zero_point_times_the_weight_sum():
     for zp in (0, 128, 255):
         want = -zp * w.sum(axis=1)
         np.testing.assert_array_equal(conv.u8_offset(values[0], tensors, zp), want)
+
+
+def test_conv2d_pad_value_json():
+    """pad_value is written only when nonzero (zero-padded files stay byte-identical), read
+    back, range-checked, and refused on the uint8 input."""
+    zero = Conv2d(4, (3, 3), (1, 1), (1, 1), "w")
+    assert "pad_value" not in zero.to_json()
+    assert list(zero.to_json()) == [
+        "type",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "weight",
+    ]
+    minus = Conv2d(4, (3, 3), (1, 1), (1, 1), "w", None, -1)
+    obj = minus.to_json()
+    assert obj["pad_value"] == -1
+    assert Conv2d.from_json(obj, "op 2") == minus
+    assert Conv2d.from_json(zero.to_json(), "op 2") == zero
+    with pytest.raises(GraphError, match=r"'pad_value' = 2 is out of range; expected -1..1"):
+        Conv2d.from_json({**obj, "pad_value": 2}, "op 2")
+    spec = InputSpec((5, 5, 3), 128)
+    with pytest.raises(GraphError, match=r"pad_value -1 needs bits input, got u8\[5×5×3\]"):
+        minus.infer(ValueInfo("u8", (5, 5, 3)), spec, {"w": ("U64", (4, 1))})
+    y = minus.infer(ValueInfo("bits", (5, 5, 3)), spec, {"w": ("U64", (4, 3, 3, 1))})
+    assert y == ValueInfo("int32", (5, 5, 4), 27)  # R = kh·kw·C, as with zero padding

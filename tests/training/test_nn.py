@@ -221,3 +221,31 @@ def test_clip_weights_only_touches_binary_layers():
     clip_weights_(model)
     assert model[0].weight.max() == 1.0 and model[2].weight.max() == 1.0
     assert model[1].weight.max() == 3.0
+
+
+@pytest.mark.parametrize("pad_value", [1, -1])
+def test_binary_conv_pads_its_input_with_pad_value(pad_value):
+    """pad_value ±1: the convolution of sign(W) over the input padded with that value (Larq's
+    "same-one"); its border differs from zero padding."""
+    torch.manual_seed(0)
+    conv = BinaryConv2d(3, 4, 3, stride=(1, 2), padding=(2, 1), pad_value=pad_value).eval()
+    x = torch.randn(2, 3, 5, 6)
+    x_b = torch.where(x >= 0, 1.0, -1.0)
+    padded = F.pad(x_b, (1, 1, 2, 2), value=float(pad_value))
+    expected = F.conv2d(padded, torch.where(conv.weight >= 0, 1.0, -1.0), stride=(1, 2))
+    assert torch.equal(conv(x), expected)
+    zero = F.conv2d(x_b, torch.where(conv.weight >= 0, 1.0, -1.0), stride=(1, 2), padding=(2, 1))
+    assert not torch.equal(conv(x), zero)
+    assert f"pad_value={pad_value}" in repr(conv)
+
+
+def test_binary_conv_pad_value_is_checked():
+    with pytest.raises(ValueError, match=r"^pad_value must be 0, 1 or -1, got 2$"):
+        BinaryConv2d(3, 4, 3, padding=1, pad_value=2)
+    with pytest.raises(ValueError, match=r"^pad_value must be 0, 1 or -1, got True$"):
+        BinaryConv2d(3, 4, 3, padding=1, pad_value=True)
+    with pytest.raises(
+        ValueError, match=r"pad_value=-1 needs a numeric padding, got padding='same'"
+    ):
+        BinaryConv2d(3, 4, 3, padding="same", pad_value=-1)
+    assert "pad_value" not in repr(BinaryConv2d(3, 4, 3, padding=1))

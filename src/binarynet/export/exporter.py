@@ -389,7 +389,13 @@ class _Exporter:
         ph, pw = _pair(padding)
         sh, sw = _pair(layer.stride)
         out = layer.out_channels
-        op = Conv2d(out, (kh, kw), (sh, sw), (ph, pw), self._name("weight"), where)
+        pad_value = getattr(layer, "pad_value", 0)  # the input's padded value: 0 or ±1
+        if pad_value and kind != "bits":
+            raise ExportError(
+                f"module {where} (BinaryConv2d): pad_value={pad_value} pads ±1 inputs, but its "
+                "input is the 8-bit image (expected pad_value=0)"
+            )
+        op = Conv2d(out, (kh, kw), (sh, sw), (ph, pw), self._name("weight"), where, pad_value)
         ho, wo = op.output_hw(h, w)
         if ho < 1 or wo < 1:
             raise ExportError(f"module {where} (BinaryConv2d): the output would be empty")

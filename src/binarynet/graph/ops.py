@@ -19,11 +19,15 @@ Ops (tensor fields name tensors of the file):
     ``[O, ceil(K/64)]`` for u8 input; ``[O, *S[:-1], ceil(S[-1]/64)]`` for bits (each position's
     channel group packed and padded like the activations). R = K·max(zp, 255 − zp) for u8 input,
     K for bits.
-``conv2d`` {out_channels, kernel_size [kh, kw], stride [sh, sw], padding [ph, pw], weight}
+``conv2d`` {out_channels, kernel_size [kh, kw], stride [sh, sw], padding [ph, pw], pad_value,
+    weight}
     u8 or bits [H, W, C] → int32 [Ho, Wo, O], Ho = ⌊(H + 2ph − kh)/sh⌋ + 1: the correlation of
-    torch's Conv2d, with padded taps contributing 0 (a pixel equal to zero_point for u8 input,
-    the third value 0 for bits). Weight (uint64): ``[O, ceil(kh·kw·C/64)]`` packed along the
-    (i, j, c) tap order for u8 input; ``[O, kh, kw, ceil(C/64)]`` for bits.
+    torch's Conv2d over the input padded with ``pad_value`` (0 when the field is absent, as it
+    is written for 0): with 0, padded taps contribute 0 (a pixel equal to zero_point for u8
+    input, the third value 0 for bits); with +1 or −1 (bits input only) a padded tap is that ±1
+    activation, so y = Σ over all kh·kw·C taps of ±1 products. Weight (uint64):
+    ``[O, ceil(kh·kw·C/64)]`` packed along the (i, j, c) tap order for u8 input;
+    ``[O, kh, kw, ceil(C/64)]`` for bits.
     R = kh·kw·C·max(zp, 255 − zp) for u8 input, kh·kw·C for bits.
 ``maxpool2d`` {kernel_size [kh, kw], stride [sh, sw]}
     int32 [H, W, C] → int32 [Ho, Wo, C], the window maximum, no padding, floor mode.
@@ -347,9 +351,16 @@ class Conv2d(LayerOp):
     padding: tuple[int, int]
     weight: str
     source: str | None = None
+    pad_value: int = 0
     type = "conv2d"
-    fields = ("out_channels", "kernel_size", "stride", "padding", "weight")
+    fields = ("out_channels", "kernel_size", "stride", "padding", "pad_value", "weight")
     tensor_fields = ("weight",)
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if not self.pad_value:
+            del out["pad_value"]  # zero padding: the field is absent
+        return out
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], where: str) -> Conv2d:
@@ -361,6 +372,7 @@ class Conv2d(LayerOp):
             json_pair(obj, "padding", where, 0, MAX_DIM),
             json_name(obj, "weight", where),
             _source(obj, where),
+            json_int(obj, "pad_value", where, -1, 1) if "pad_value" in obj else 0,
         )
 
     @property
@@ -388,6 +400,8 @@ class Conv2d(LayerOp):
         where = ""
         if x.kind not in ("u8", "bits") or len(x.shape) != 3:
             raise fail(where, f"takes uint8 or bits [H, W, C] input, got {x.describe()}")
+        if self.pad_value and x.kind != "bits":
+            raise fail(where, f"pad_value {self.pad_value} needs bits input, got {x.describe()}")
         h, w, _ = x.shape
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         if h + 2 * ph < kh or w + 2 * pw < kw:

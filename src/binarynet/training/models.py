@@ -126,14 +126,19 @@ def _convnet(
     num_classes: int,
     in_channels: int,
     image_size: int,
+    pad_value: int = 0,
 ) -> nn.Sequential:
     layers: list[nn.Module] = [FixedPointInput()]
     channels = in_channels
     size = image_size
     for width in conv_widths:
         for pool in (False, True):
-            # The first convolution takes the 8-bit input (Algorithm 5), the others ±1.
-            layers.append(BinaryConv2d(channels, width, 3, padding=1, binarize_input=False))
+            # The first convolution takes the 8-bit input (Algorithm 5), zero-padded; the
+            # others ±1, padded with pad_value.
+            pad = pad_value if len(layers) > 1 else 0
+            layers.append(
+                BinaryConv2d(channels, width, 3, padding=1, binarize_input=False, pad_value=pad)
+            )
             if pool:
                 layers.append(nn.MaxPool2d(2))
             layers += [
@@ -166,15 +171,19 @@ def cifar10_convnet(
     bn_momentum: float = 0.1,
     fc_width: int = 1024,
     num_classes: int = 10,
+    pad_value: int = 0,
 ) -> nn.Sequential:
     """The paper's CIFAR-10 ConvNet: (2×128C3)–MP2–(2×256C3)–MP2–(2×512C3)–MP2–(2×1024FC)–10,
     3×3 convolutions with padding 1, batch norm after every layer. ``width`` scales the
-    convolution widths (1.0 is the paper's)."""
+    convolution widths (1.0 is the paper's). ``pad_value`` pads the binary convolutions' ±1
+    inputs (0, the paper's; −1 or +1 for XNOR hardware: :class:`BinaryConv2d`)."""
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
     c1, c2, c3 = (max(1, round(c * width)) for c in (128, 256, 512))
     convs = (c1, c2, c3)
-    return _convnet(convs, fc_width, shift_bn, stochastic, bn_eps, bn_momentum, num_classes, 3, 32)
+    return _convnet(
+        convs, fc_width, shift_bn, stochastic, bn_eps, bn_momentum, num_classes, 3, 32, pad_value
+    )
 
 
 def svhn_convnet(

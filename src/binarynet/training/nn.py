@@ -193,8 +193,13 @@ class BinaryLinear(_BinaryWeightMixin, nn.Linear):  # type: ignore[misc]
 class BinaryConv2d(_BinaryWeightMixin, nn.Conv2d):
     """2-D convolution with binarized weights sign(W), latent W ∈ [−1, 1].
 
-    The torch.nn.Conv2d signature (zero padding only: a padded position contributes 0, which the
-    engine reproduces exactly). See :class:`BinaryLinear` for ``bias``, ``binarize_input`` and
+    The torch.nn.Conv2d signature. ``pad_value`` is the value of the padded input positions:
+    0 (torch's zero padding, the third value beside ±1: a padded tap contributes 0), or +1 / −1
+    (padding with a ±1 activation, Larq's "same-one": every tap is a ±1 product, so the layer
+    is a plain binary convolution over the padded input, which XNOR hardware such as FINN's,
+    whose 1-bit streams have no 0, computes without a border correction). A nonzero
+    ``pad_value`` is for ±1 inputs (a layer after a binary activation); the exported first,
+    8-bit layer pads with 0. See :class:`BinaryLinear` for ``bias``, ``binarize_input`` and
     ``stochastic``.
     """
 
@@ -210,7 +215,14 @@ class BinaryConv2d(_BinaryWeightMixin, nn.Conv2d):
         stochastic: bool = False,
         device=None,
         dtype=None,
+        pad_value: int = 0,
     ) -> None:
+        if isinstance(pad_value, bool) or pad_value not in (-1, 0, 1):
+            raise ValueError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
+        if pad_value and isinstance(padding, str):
+            raise ValueError(
+                f"pad_value={pad_value} needs a numeric padding, got padding={padding!r}"
+            )
         self._init_binary(binarize_input, stochastic)
         super().__init__(
             in_channels,
@@ -222,10 +234,16 @@ class BinaryConv2d(_BinaryWeightMixin, nn.Conv2d):
             device=device,
             dtype=dtype,
         )
+        self.pad_value = pad_value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_in, w_b = self._operands(x)
-        out = F.conv2d(x_in, w_b, None, self.stride, self.padding)
+        padding = self.padding
+        if self.pad_value:
+            ph, pw = (int(p) for p in self.padding)  # numeric (checked in __init__)
+            x_in = F.pad(x_in, (pw, pw, ph, ph), value=float(self.pad_value))
+            padding = (0, 0)
+        out = F.conv2d(x_in, w_b, None, self.stride, padding)
         return self._finish(out, (1, self.out_channels, 1, 1))
 
     @property
@@ -235,8 +253,9 @@ class BinaryConv2d(_BinaryWeightMixin, nn.Conv2d):
         return taps * self.in_channels, taps * self.out_channels
 
     def extra_repr(self) -> str:
+        pad = f", pad_value={self.pad_value}" if self.pad_value else ""
         return (
-            f"{super().extra_repr()}, binarize_input={self.binarize_input}, "
+            f"{super().extra_repr()}{pad}, binarize_input={self.binarize_input}, "
             f"stochastic={self.stochastic}"
         )
 

@@ -148,6 +148,19 @@ def test_bad_names_are_refused(bad: str) -> None:
         csource.emit_c(bnn, bad)
 
 
+def test_pm1_padded_convolution_is_refused_with_one_line(tmp_path: Path) -> None:
+    """The runtime pads bits with 0 only: a ±1-padded binary convolution is refused by name."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from torch_cases import get_case
+
+    bnn = bnnfile.load(get_case("pm1-trained-std").path)
+    with pytest.raises(
+        csource.CSourceError, match=r"^op 2 \(conv2d, torch module '4'\): pad_value -1"
+    ) as err:
+        csource.emit_c(bnn)
+    assert "\n" not in str(err.value)
+
+
 def test_gcn_zca_model_is_refused_with_what_to_do() -> None:
     graph, tensors = bm.random_model(bm.RngChooser(np.random.default_rng(5)))
     loaded = bnnfile.validate(bnnfile.graph_from_json(graph), tensors)

@@ -247,7 +247,7 @@ def test_bad_thread_counts(models, threads) -> None:
 @fuzz_settings
 @given(data=st.data())
 def test_random_models_batches_and_threads(tmp_path_factory, data) -> None:
-    graph, tensors = bm.random_model(bm.HypothesisChooser(data), max_side=7)
+    graph, tensors = bm.random_model(bm.HypothesisChooser(data), max_side=7, pad_values=True)
     path = tmp_path_factory.mktemp("random") / "m.bnn"
     path.write_bytes(bm.seal(graph, tensors))
     model = engine.load(

@@ -29,7 +29,7 @@ from qonnx.util.cleanup import cleanup_model  # noqa: E402
 
 from binarynet import cli  # noqa: E402
 from binarynet.backends import engine  # noqa: E402
-from binarynet.backends.qonnx.writer import threshold_signs, to_qonnx, write_qonnx  # noqa: E402
+from binarynet.backends.qonnx.writer import threshold_steps, to_qonnx, write_qonnx  # noqa: E402
 from binarynet.data import mnist_sample  # noqa: E402
 from binarynet.export import build_graph, export_checkpoint  # noqa: E402
 from binarynet.graph import bnnfile  # noqa: E402
@@ -43,9 +43,11 @@ import bnn_models as bm  # noqa: E402
 
 
 def run_qonnx(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    """``proto`` checked by onnx, cleaned up and shape-inferred by qonnx, run by qonnx's
-    executor on uint8 images ``x`` (reshaped to the graph's input); its float32 scores."""
+    """``proto`` checked by onnx (its IR version too), cleaned up and shape-inferred by qonnx,
+    run by qonnx's executor on uint8 images ``x`` (reshaped to the graph's input); its float32
+    scores."""
     onnx.checker.check_model(proto)
+    assert proto.ir_version == 8
     model = cleanup_model(ModelWrapper(proto)).transform(InferShapes())
     name = model.graph.input[0].name
     assert model.get_tensor_datatype(name) == DataType["UINT8"]
@@ -121,6 +123,17 @@ def test_graph_structure(tmp_path: Path) -> None:
         assert attrs == {"out_dtype": b"BIPOLAR", "out_scale": 2.0, "out_bias": -1.0}
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 32, 32, 3] and nodes[0].op_type == "Transpose"
+    model = ModelWrapper(proto)
+    assert model.get_tensor_layout("image") == ["N", "H", "W", "C"]
+    assert model.get_tensor_datatype("image") == DataType["UINT8"]
+    add = next(n for n in nodes if n.op_type == "Add")  # x̃ = p − zp, an integer for FINN
+    assert model.get_tensor_datatype(add.input[1]) == DataType["INT9"]
+    for n in nodes:  # each pool behind its threshold, on ±1, with FINN's attributes
+        if n.op_type == "MaxPool":
+            assert model.find_producer(n.input[0]).op_type == "MultiThreshold"
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            assert attrs["pads"] == [0, 0, 0, 0] and attrs["ceil_mode"] == 0
+    assert sum(n.op_type == "MaxPool" for n in nodes) == 3
     assert [n.op_type for n in nodes[-3:]] == ["Mul", "Mul", "Add"]  # scores (no bias)
 
 
@@ -145,7 +158,7 @@ def _finn_style_lowering(model: ModelWrapper) -> ModelWrapper:
 def test_finn_style_xnor_lowering(name: str, tmp_path: Path) -> None:
     """The MLP stays bit-exact through FINN's XNOR-popcount form. A padded binary convolution
     does not: Im2Col pads the ±1 activations with 0 (training's value), which the 0/1 bit
-    encoding then reads as −1 (the limitation the README states for FINN)."""
+    encoding then reads as −1: why FINN needs pad_value=-1 (docs/fpga.md)."""
     bnn = tmp_path / "m.bnn"
     export_checkpoint(FIXTURES / f"{name}.pt", bnn)
     model = _finn_style_lowering(cleanup_model(ModelWrapper(write_qonnx(bnn, tmp_path / "m.onnx"))))
@@ -171,7 +184,15 @@ def test_finn_style_xnor_lowering(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["odd-stressed-std", "odd-stressed-shift", "mlp-stressed-shift", "cifar-stressed-std"]
+    "name",
+    [
+        "odd-stressed-std",
+        "odd-stressed-shift",
+        "mlp-stressed-shift",
+        "cifar-stressed-std",
+        "pm1-stressed-std",  # padded with −1 (Pad), down-sets behind pools
+        "pp1-trained-shift",  # padded with +1
+    ],
 )
 def test_stressed_torch_models(name: str) -> None:
     from torch_cases import get_case
@@ -179,11 +200,36 @@ def test_stressed_torch_models(name: str) -> None:
     case = get_case(name)
     x = np.concatenate([case.x[:12], case.x[-4:]])  # the last four: constant images
     proto = to_qonnx(*_graph(case.path), batch_size=len(x))
-    if name.startswith("odd"):  # a down-set channel after a pool: the sign Mul
-        assert any(n.op_type == "Mul" and "sign" in n.input[1] for n in proto.graph.node)
+    if name.startswith("odd"):  # a down-set channel behind a pool: no Mul, only thresholds
+        g, t = _graph(case.path)
+        values = g.infer(bnnfile.tensor_table(t))
+        assert any(
+            np.any(threshold_steps(t[op.lo], t[op.hi], values[i].bound)[0] < 0)
+            for i, op in enumerate(g.ops)
+            if op.type == "threshold"
+        )
+        assert [n.op_type for n in proto.graph.node].count("Mul") == 2  # the scores' two
     scores = assert_same_as_engine(proto, case.path, x)
     torch_scores = np.concatenate([case.scores[:12], case.scores[-4:]])
     np.testing.assert_array_equal(scores, torch_scores)
+
+
+@pytest.mark.parametrize("name", ["pm1-trained-std", "pm1-stressed-shift", "pp1-trained-std"])
+def test_pm1_padded_torch_models_at_batch_1(name: str) -> None:
+    """At batch 1, a −1 padding that reaches every channel as −1 is written in FINN's XNOR
+    form (Im2Col + XnorPopcountMatMul on bits); the others with Pad. Both exact."""
+    from torch_cases import get_case
+
+    case = get_case(name)
+    proto = to_qonnx(*_graph(case.path))
+    ops = {n.op_type for n in proto.graph.node}
+    if name == "pm1-trained-std":  # trained a few steps from γ = 1: up-sets only
+        assert {"Im2Col", "XnorPopcountMatMul"} <= ops and "Pad" not in ops
+    else:
+        assert "Pad" in ops
+    for j in (0, 5, len(case.x) - 1):
+        scores = assert_same_as_engine(proto, case.path, case.x[j : j + 1])
+        np.testing.assert_array_equal(scores, case.scores[j : j + 1])
 
 
 def _graph(path: Path) -> tuple[Graph, dict[str, np.ndarray]]:
@@ -214,7 +260,9 @@ def _inexpressible(graph: dict, tensors: dict[str, np.ndarray], spec_bound: list
 def test_random_graphs(seeds: range, tmp_path: Path) -> None:
     exported = refused = 0
     for seed in seeds:
-        graph, tensors = bm.random_model(bm.RngChooser(np.random.default_rng(seed)))
+        graph, tensors = bm.random_model(
+            bm.RngChooser(np.random.default_rng(seed)), pad_values=True
+        )
         path = tmp_path / f"{seed}.bnn"
         bnnfile.save(path, graph, tensors)
         bnn = bnnfile.load(path)
@@ -233,8 +281,9 @@ def test_random_graphs(seeds: range, tmp_path: Path) -> None:
     assert exported >= 5 and refused >= 5, (exported, refused)
 
 
-def test_threshold_signs_cover_every_kind() -> None:
-    """s·y ≥ t agrees with lo ≤ y ≤ hi on every reachable integer, ties (y = t) included."""
+def test_threshold_steps_cover_every_kind() -> None:
+    """[y ≥ t] agrees with f·(lo ≤ y ≤ hi) on every reachable integer, ties (y = t) included:
+    the down-sets come out negated (f = −1)."""
     r = 6
     i32 = np.iinfo(np.int32)
     cases = [
@@ -250,14 +299,14 @@ def test_threshold_signs_cover_every_kind() -> None:
     ]
     lo = np.array([c[0] for c in cases], np.int32)
     hi = np.array([c[1] for c in cases], np.int32)
-    sign, t = threshold_signs(lo, hi, r)
-    assert sign.tolist() == [1, 1, -1, -1, 1, 1, 1, 1, 1]
+    flip, t = threshold_steps(lo, hi, r)
+    assert flip.tolist() == [1, 1, -1, -1, 1, 1, 1, 1, 1]
     y = np.arange(-r, r + 1, dtype=np.float32)[:, None]
-    expected = (lo.astype(np.int64) <= y) & (y <= hi.astype(np.int64))
-    np.testing.assert_array_equal(sign * y >= t, expected)
+    expected = np.where((lo.astype(np.int64) <= y) & (y <= hi.astype(np.int64)), 1, -1)
+    np.testing.assert_array_equal(np.where(y >= t, 1, -1), flip * expected)
     assert np.all(np.abs(t) <= r + 1)  # exact in float32, inside FINN's clipping range
     with pytest.raises(ValueError, match=r"op 3: channel 1 is \+1 iff -2 ≤ y ≤ 2"):
-        threshold_signs(np.array([0, -2], np.int32), np.array([r, 2], np.int32), r, "op 3")
+        threshold_steps(np.array([0, -2], np.int32), np.array([r, 2], np.int32), r, "op 3")
 
 
 # --------------------------------------------------------------------------------------------

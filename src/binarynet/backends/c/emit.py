@@ -28,7 +28,15 @@ import numpy as np
 
 from binarynet.graph import bnnfile
 from binarynet.graph.graph import Graph, undeployable_preprocessor
-from binarynet.graph.ops import Conv2d, Dense, LayerOp, MaxPool2d, Scores, Threshold
+from binarynet.graph.ops import (
+    Conv2d,
+    Dense,
+    LayerOp,
+    MaxPool2d,
+    Scores,
+    Threshold,
+    op_label,
+)
 from binarynet.graph.values import INT32_MIN, ValueInfo
 from binarynet.graph.visitor import GraphVisitor
 
@@ -280,6 +288,11 @@ class _CEmitter(GraphVisitor[_Part]):
         )
 
     def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _Part:
+        if op.pad_value:  # the runtime pads bits with the third value 0 only
+            raise CSourceError(
+                f"{op_label(self.graph.ops.index(op), op)}: pad_value {op.pad_value} (±1 "
+                "padding) is not supported by the C back-end yet; it pads with 0"
+            )
         weight = self.tensors[op.weight]
         u8 = x.kind == "u8"
         offset = op.u8_offset(x, self.tensors, self.graph.input.zero_point) if u8 else None

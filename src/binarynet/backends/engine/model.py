@@ -144,16 +144,34 @@ class _ConvU8(_LayerRun):
 
 
 class _ConvBits(_LayerRun):
-    """A convolution on bits: ``bconv2d`` over the [O, kh, kw, words] weight (k = C)."""
+    """A convolution on bits: ``bconv2d`` over the [O, kh, kw, words] weight (k = C).
+
+    Zero padding runs in the kernel (its border correction: a padded tap contributes 0). A ±1
+    ``pad_value`` is a plain convolution over the input padded with that activation's bits
+    (+1: all bits 0; −1: the C real bits of each position's words set, the padding bits 0), so
+    the kernel runs unpadded, with no correction."""
 
     def __init__(self, op: Conv2d, weight: np.ndarray, c: int) -> None:
         self.op, self.weight, self.k, self.k_call = op, weight, c, c
+        self.padding = (0, 0) if op.pad_value else op.padding
+        self.pad_word = pack_bits(np.full(c, op.pad_value < 0))  # one position's words
+
+    def _padded(self, v: np.ndarray) -> np.ndarray:
+        if not self.op.pad_value:
+            return v
+        (ph, pw), (b, h, w, words) = self.op.padding, v.shape
+        out = np.empty((b, h + 2 * ph, w + 2 * pw, words), dtype=np.uint64)
+        out[...] = self.pad_word
+        out[:, ph : ph + h, pw : pw + w] = v
+        return out
 
     def exact(self, be: Kernels, v: np.ndarray) -> np.ndarray:
-        return be.bconv2d(v, self.weight, self.k, self.op.stride, self.op.padding)
+        return be.bconv2d(self._padded(v), self.weight, self.k, self.op.stride, self.padding)
 
     def threshold(self, be: Kernels, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return be.bconv2d_threshold(v, self.weight, self.k, self.op.stride, self.op.padding, lo, hi)
+        return be.bconv2d_threshold(
+            self._padded(v), self.weight, self.k, self.op.stride, self.padding, lo, hi
+        )
 
 
 @dataclass

@@ -2,6 +2,12 @@
 Imports :mod:`binarynet.graph`, NumPy and ``onnx`` (optional extra); never torch or training.
 """
 
-from binarynet.backends.qonnx.writer import QONNX_DOMAIN, threshold_signs, to_qonnx, write_qonnx
+from binarynet.backends.qonnx.writer import (
+    QONNX_DOMAIN,
+    TARGETS,
+    threshold_steps,
+    to_qonnx,
+    write_qonnx,
+)
 
-__all__ = ["QONNX_DOMAIN", "threshold_signs", "to_qonnx", "write_qonnx"]
+__all__ = ["QONNX_DOMAIN", "TARGETS", "threshold_steps", "to_qonnx", "write_qonnx"]
