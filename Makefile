@@ -9,15 +9,32 @@ SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc src -type f -not -nam
 
 .PHONY: test demo bench lint format clean sanitize test-arm-kernels test-arm64 test-arm64-smoke
 
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch is pinned here (the CPU build, installed from a local file on our machines);
-# pyproject.toml itself accepts torch>=2.2.
-$(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip install --quiet --disable-pip-version-check ".[test,gpu,qonnx]"
+# The build requirements of pyproject.toml in the venv itself, and every install below with
+# --no-build-isolation: CMake's build folder (build/<wheel tag>, pyproject's build-dir) then stays
+# valid from one install to the next, so adding extras or reinstalling after an edit recompiles
+# only what changed. (An isolated build hands CMake a new temporary nanobind each time: every
+# kernel is compiled again.) cmake comes from PyPI where the machine has none.
+$(VENV)/.build-deps: $(BIN)/python
+	$(PIP) "scikit-build-core>=0.10" "nanobind>=2.4" $$(command -v cmake >/dev/null || echo "cmake>=3.18")
 	touch $@
+
+# torch is pinned here (the CPU build, installed from a local file on our machines);
+# pyproject.toml itself accepts torch>=2.2. `make demo` installs the training extras only;
+# `make test` adds the test, GPU and QONNX extras (no recompilation, above).
+$(VENV)/.installed-train: $(VENV)/.build-deps $(SOURCES)
+	$(PIP) "$(TORCH)"
+	$(PIP) --no-build-isolation ".[train]"
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.build-deps $(SOURCES)
+	$(PIP) "$(TORCH)"
+	$(PIP) --no-build-isolation ".[test,gpu,qonnx]"
+	touch $@ $(VENV)/.installed-train
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
@@ -45,7 +62,7 @@ test-arm64: $(VENV)/.installed
 test-arm64-smoke: $(VENV)/.installed
 	tools/test_arm64.sh --smoke $(abspath $(BIN))/python
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-train
 	rm -rf runs/demo
 	$(BIN)/binarynet train --recipe mnist-demo --out runs/demo
 
