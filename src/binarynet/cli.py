@@ -278,7 +278,7 @@ def _check_run_dir(out: Path, resume: bool) -> None:
     if not existing.is_dir():
         raise ValueError(f"--out {out}: {existing} is a file, not a directory")
     if existing == out and not _is_run(out):
-        entries = sorted(p.name + "/" * p.is_dir() for p in out.iterdir())
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
         if entries:
             more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
             raise ValueError(
@@ -524,7 +524,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(
         f"{splits.name} {args.split} error: {100 * errors / max(n, 1):.2f}% ({errors} / {n}) "
         f"in {seconds:.2f} s ({n / max(seconds, 1e-9):.0f} images/s): {name}, kernel {kernel}, "
-        f"{threads} thread{'s' * (threads != 1)}"
+        f"{threads} thread{'' if threads == 1 else 's'}"
     )
     return 0
 

@@ -443,7 +443,7 @@ def bench_model(
         x = rng.integers(0, 256, (b, *model.input_shape), dtype=np.uint8)
         for t in threads:
             model.threads = t
-            clock.label = f"batch {b}, {t} thread{'s' * (t != 1)}"
+            clock.label = f"batch {b}, {t} thread{'' if t == 1 else 's'}"
             timings.append(
                 _timing(
                     functools.partial(model.predict, x),
@@ -543,7 +543,7 @@ def bench_gemm(
     )
     timings = []
     for t in threads:
-        clock.label = f"{t} thread{'s' * (t != 1)}"
+        clock.label = f"{t} thread{'' if t == 1 else 's'}"
         timings.append(
             _timing(
                 functools.partial(_kernels.bgemm, a, w, k, kernel=kname, threads=t),
