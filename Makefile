@@ -7,17 +7,35 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc src -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: test demo bench lint format clean sanitize test-arm-kernels test-arm64 test-finn
+.PHONY: test demo bench lint format clean sanitize test-arm-kernels test-arm64 test-arm64-smoke \
+	test-finn
+
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch is pinned here (the CPU build, installed from a local file on our machines);
-# pyproject.toml itself accepts torch>=2.2.
-$(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip install --quiet --disable-pip-version-check ".[test,gpu,qonnx]"
+# The build requirements of pyproject.toml in the venv itself, and every install below with
+# --no-build-isolation: CMake's build folder (build/<wheel tag>, pyproject's build-dir) then stays
+# valid from one install to the next, so adding extras or reinstalling after an edit recompiles
+# only what changed. (An isolated build hands CMake a new temporary nanobind each time: every
+# kernel is compiled again.) cmake comes from PyPI where the machine has none.
+$(VENV)/.build-deps: $(BIN)/python
+	$(PIP) "scikit-build-core>=0.10" "nanobind>=2.4" $$(command -v cmake >/dev/null || echo "cmake>=3.18")
 	touch $@
+
+# torch is pinned here (the CPU build, installed from a local file on our machines);
+# pyproject.toml itself accepts torch>=2.2. `make demo` installs the training extras only;
+# `make test` adds the test, GPU and QONNX extras (no recompilation, above).
+$(VENV)/.installed-train: $(VENV)/.build-deps $(SOURCES)
+	$(PIP) "$(TORCH)"
+	$(PIP) --no-build-isolation ".[train]"
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.build-deps $(SOURCES)
+	$(PIP) "$(TORCH)"
+	$(PIP) --no-build-isolation ".[test,gpu,qonnx]"
+	touch $@ $(VENV)/.installed-train
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
@@ -35,9 +53,15 @@ test-arm-kernels:
 
 # The package on emulated arm64: Debian's arm64 Python under qemu-aarch64, the extension
 # cross-compiled from CMakeLists.txt, the kernel / engine-input tests and the engine's
-# bit-exactness against torch on exported models (tools/test_arm64.sh; ~10 minutes).
+# bit-exactness against torch on exported models (tools/test_arm64.sh; ~10 minutes). The venv's
+# interpreter goes as an absolute path, its symlink unresolved (CMake must see the venv's nanobind).
+# test-arm64-smoke (CI): the same cross-built extension under both emulated CPUs, one exported
+# model bit-identical to torch with every kernel variant, no pytest.
 test-arm64: $(VENV)/.installed
-	tools/test_arm64.sh $(BIN)/python
+	tools/test_arm64.sh $(abspath $(BIN))/python
+
+test-arm64-smoke: $(VENV)/.installed
+	tools/test_arm64.sh --smoke $(abspath $(BIN))/python
 
 # FINN's compiler (finn-plus 1.6.1, no Vivado) on the QONNX exports for FINN: its default steps to
 # one dataflow partition of hardware layers, FINN's executor against the engine on 100 images, its
@@ -50,7 +74,7 @@ test-finn: $(VENV)/.installed
 	BINARYNET_FINN_PYTHON=$(abspath $(FINN_VENV))/bin/python $(BIN)/python -m pytest -q \
 	  tests/backends/qonnx/test_finn.py
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-train
 	rm -rf runs/demo
 	$(BIN)/binarynet train --recipe mnist-demo --out runs/demo
 

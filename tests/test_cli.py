@@ -320,6 +320,88 @@ def test_os_errors_are_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
     assert rc == 2 and err == f"error: {tmp_path / 'm.bnn'}: Permission denied\n"
 
 
+@pytest.mark.parametrize("fmt", ["bnn", "qonnx", "c"])
+def test_export_through_a_file_says_which_is_a_file(tmp_path, capsys, bnn_file, fmt):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    out = afile / ("x.onnx" if fmt == "qonnx" else "x.bnn" if fmt == "bnn" else "csrc")
+    model = CHECKPOINT if fmt == "bnn" else bnn_file
+    rc, _, err = cli(capsys, "export", model, out, "--format", fmt)
+    assert rc == 2
+    assert one_error_line(err) == f"error: {out}: {afile} is a file, not a directory"
+    assert afile.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [afile]
+    if fmt == "c":  # the directory itself a file
+        rc, _, err = cli(capsys, "export", model, afile, "--format", "c")
+        assert rc == 2 and one_error_line(err) == f"error: {afile} is a file, not a directory"
+        assert afile.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("fmt", ["bnn", "qonnx"])
+def test_export_into_a_read_only_folder_names_the_file_asked_for(
+    tmp_path, capsys, monkeypatch, bnn_file, fmt
+):
+    """The OS's error is about the hidden temporary (``.x.bnn.485uk4qr.tmp``)."""
+    import tempfile
+
+    def read_only(prefix: str, suffix: str, dir: str) -> tuple[int, str]:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), f"{dir}/{prefix}485uk4qr{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    out = tmp_path / ("x.onnx" if fmt == "qonnx" else "x.bnn")
+    rc, _, err = cli(
+        capsys, "export", bnn_file if fmt == "qonnx" else CHECKPOINT, out, "--format", fmt
+    )
+    assert rc == 2 and err == f"error: {out}: Read-only file system\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_refuses_a_folder_that_is_not_a_run(tmp_path, capsys, small_data):
+    src = tmp_path / "src"
+    (src / "binarynet").mkdir(parents=True)
+    for name in ("a.py", "b.py", "c.py", "d.py", "e.py", "f.py"):
+        (src / name).write_text("code")
+    before = snapshot(src)
+    rc, _, err = cli(capsys, *TRAIN, "--out", src)
+    assert rc == 2 and one_error_line(err) == (
+        f"error: --out {src} is not empty and is not a binarynet run (no run's config.json): it "
+        "holds a.py, b.py, binarynet/, c.py, d.py and 2 more; give a new or empty directory"
+    )
+    (src / "config.json").write_text('{"name": "another tool"}')  # not a TrainConfig
+    rc, _, err = cli(capsys, *TRAIN, "--out", src)
+    assert rc == 2 and "is not a binarynet run" in one_error_line(err)
+    assert "c.py, config.json and 3 more" in err
+    (src / "config.json").unlink()
+    assert snapshot(src) == before and small_data == []  # nothing read, written or lost
+
+    # An empty folder, and a run's folder without a checkpoint (stopped before its first one),
+    # are fine.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(capsys, *TRAIN, "--epochs", "1", "--out", empty)[0] == 0
+    (empty / "last.pt").unlink()
+    (empty / "best.pt").unlink()
+    rc, _, err = cli(capsys, *TRAIN, "--epochs", "1", "--out", empty)
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("threads", [None, 1, 300])
+def test_eval_prints_the_kernel_and_threads_that_ran(capsys, threads):
+    from binarynet import _kernels
+    from binarynet.backends.engine.kernels import MAX_THREADS
+
+    args = ["eval", "pretrained:mnist-mlp-256"]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    rc, out, err = cli(capsys, *args)
+    assert rc == 0, err
+    ran = min(threads or _kernels.get_num_threads(), MAX_THREADS)
+    assert out.endswith(
+        f"images/s): mnist-mlp, kernel {_kernels.default_kernel()}, {ran} "
+        f"thread{'s' * (ran != 1)}\n"
+    )
+    assert "None" not in out
+
+
 # -- 7. an engine-only install --------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The engine's bit-exactness against torch, carried to a machine without torch.
 
-    python tools/engine_golden.py make DIR     # here, with torch: models, inputs, torch scores
+    python tools/engine_golden.py make DIR [--only NAME ...]   # here, with torch: models,
+                                                               # inputs, torch scores
     python tools/engine_golden.py check DIR    # there (e.g. arm64 under QEMU), torch-free
 
 ``make`` exports a few small models of every layer kind the engine runs (the MNIST MLP, fresh
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+GOLDEN_MODELS = ("mlp", "mlp3", "cifar", "odd")
 
-def make(out: Path) -> None:
+
+def make(out: Path, only: list[str] | None = None) -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -75,6 +78,8 @@ def make(out: Path) -> None:
         "odd": (randomise_batchnorm_(odd_convnet(), 4), (3, 15, 13)),
     }
     for name, (model, shape) in cases.items():
+        if only and name not in only:
+            continue
         model.eval()
         path = out / f"{name}.bnn"
         export(model, path, input_shape=shape, model=name)
@@ -118,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("mode", choices=["make", "check"])
     p.add_argument("dir", type=Path)
+    p.add_argument(
+        "--only", nargs="+", choices=GOLDEN_MODELS, help="make: these models only (default: all)"
+    )
     args = p.parse_args(argv)
     if args.mode == "make":
-        make(args.dir)
+        make(args.dir, args.only)
         return 0
     return check(args.dir)
 

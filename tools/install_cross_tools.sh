@@ -3,10 +3,15 @@
 # missing: arm-none-eabi-gcc + newlib and qemu-system-arm (the C back-end on Cortex-M),
 # aarch64-linux-gnu-gcc/g++ and qemu-aarch64 (generated C and the NEON kernels on Armv8-A).
 # Without them those tests skip with the reason; this script warns and never fails the build.
+#
+#   tools/install_cross_tools.sh           every tool above
+#   tools/install_cross_tools.sh aarch64   only the Armv8-A ones (tools/test_arm64.sh)
 set -uo pipefail
 need=()
-command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
-command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+if [ "${1:-}" != aarch64 ]; then
+    command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+    command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+fi
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)

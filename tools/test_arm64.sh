@@ -2,7 +2,8 @@
 # The package on emulated arm64 (make test-arm64): an arm64 Python from Debian's packages in a
 # sysroot, run by qemu-aarch64; the extension cross-compiled by CMake from this CMakeLists.txt
 # (the NEON files) with aarch64-linux-gnu-g++; NumPy and the test tools as aarch64 wheels from
-# PyPI; then, under -cpu cortex-a72 (no dot product) and -cpu max (dot product):
+# PyPI; then, under -cpu cortex-a72 (no dot product: `neon`) and -cpu max (dot product:
+# `neon-dotprod` too; a run whose emulated CPU does not get the NEON variants it should fails):
 #   * tests/backends/engine/test_kernels.py, tests/backends/engine/test_engine_inputs.py, tests/graph/test_fuzz_bnn.py,
 #     tests/analysis/test_bench.py (every kernel variant of the emulated CPU against the NumPy oracle,
 #     hostile inputs, damaged .bnn files, binarynet bench; the tests that need torch skip:
@@ -10,16 +11,40 @@
 #   * tools/engine_golden.py check: models exported here by torch (MLPs, the CIFAR-10 ConvNet at
 #     1/8 width, an odd-shaped ConvNet) run on the arm64 engine with every kernel variant, scores
 #     bit-identical to torch's.
+# --smoke (make test-arm64-smoke, in CI): the same sysroot, wheels and cross-compiled extension,
+# imported under both CPUs, and one exported model (the odd-shaped ConvNet: first-layer and binary
+# convolutions with strides and padding, pools on integers and on bits, dense layers) checked with
+# every kernel variant; no pytest.
 #
-#   tools/test_arm64.sh [PYTHON]     (PYTHON: the host venv with torch; make test-arm64)
+#   tools/test_arm64.sh [--smoke] [PYTHON]   (PYTHON: the host venv with torch; default
+#                                             build/venv/bin/python)
 #
-# Needs: aarch64-linux-gnu-g++, qemu-aarch64, apt-get (Debian bookworm sources; a private apt
-# state under build/arm64/apt, the system's is not touched), pip, cmake (or pip's). Everything
-# goes to build/arm64/ and is reused by the next run. ARM64_TESTS overrides the test files.
-# Exit status 77 when a tool is missing.
+# PYTHON is used as an absolute path but not resolved: a venv's bin/python is a symlink to the
+# base interpreter, and CMake given the target would find the base interpreter's packages (no
+# nanobind) instead of the venv's.
+# Needs: aarch64-linux-gnu-g++, qemu-aarch64 (installed by tools/install_cross_tools.sh when
+# missing, where apt-get may run), apt-get (Debian bookworm sources; a private apt state under
+# build/arm64/apt, the system's is not touched), pip, cmake (or pip's). Everything goes to
+# build/arm64/ and is reused by the next run. ARM64_TESTS overrides the test files.
+# Exit status 77 when a tool is missing and cannot be installed.
 set -euo pipefail
+smoke=0
+if [ "${1:-}" = --smoke ]; then
+  smoke=1
+  shift
+fi
+caller=$PWD
 cd "$(dirname "$0")/.."
-PY=${1:-${PYTHON:-build/venv/bin/python}}
+PY=${1:-${PYTHON:-$PWD/build/venv/bin/python}}
+case $PY in
+  /*) ;;
+  */*) PY=$caller/$PY ;;
+  *) PY=$(command -v "$PY" || echo "$PY") ;;
+esac
+if [ ! -x "$PY" ]; then
+  echo "tools/test_arm64.sh: $PY is not an executable Python (make test-arm64 builds build/venv)" >&2
+  exit 2
+fi
 OUT=build/arm64
 SYSROOT=$OUT/sysroot
 SITE=$OUT/site
@@ -27,12 +52,20 @@ TESTS=${ARM64_TESTS:-tests/backends/engine/test_kernels.py tests/backends/engine
 start=$(date +%s)
 say() { printf '[arm64 %4ds] %s\n' $(($(date +%s) - start)) "$*"; }
 
-for tool in aarch64-linux-gnu-g++ qemu-aarch64 apt-get dpkg; do
-  if ! command -v $tool >/dev/null; then
-    echo "tools/test_arm64.sh: $tool not found (Debian: apt-get install g++-aarch64-linux-gnu qemu-user)" >&2
+missing() {
+  local tool
+  for tool in aarch64-linux-gnu-g++ qemu-aarch64 apt-get dpkg; do
+    command -v $tool >/dev/null || echo $tool
+  done
+}
+if [ -n "$(missing)" ]; then
+  tools/install_cross_tools.sh aarch64
+  if [ -n "$(missing)" ]; then
+    echo "tools/test_arm64.sh: $(missing | tr '\n' ' ')not found (Debian: apt-get install" \
+      "g++-aarch64-linux-gnu qemu-user)" >&2
     exit 77
   fi
-done
+fi
 mkdir -p $OUT
 
 # 1. An arm64 Python 3.11 from Debian's packages, unpacked into a sysroot (no dpkg database,
@@ -91,7 +124,7 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 TOOLCHAIN
 say "cross-compiling binarynet._kernels for aarch64"
 "$CMAKE" -S . -B $OUT/cmake -DCMAKE_TOOLCHAIN_FILE=$PWD/$OUT/toolchain.cmake \
-  -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$(command -v "$PY")" \
+  -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PY" \
   -DPython_INCLUDE_DIR=$PWD/$SYSROOT/usr/include/python3.11 \
   "-DCMAKE_CXX_FLAGS=-idirafter $PWD/$SYSROOT/usr/include" >/dev/null
 "$CMAKE" --build $OUT/cmake -j "$(nproc)" >/dev/null
@@ -102,15 +135,38 @@ so=$(ls $OUT/cmake/_kernels*.so)
 cp "$so" $OUT/pkg/binarynet/_kernels.cpython-311-aarch64-linux-gnu.so
 
 # 4. The golden models, made here with torch.
-say "exporting the golden models (torch, host)"
-"$PY" tools/engine_golden.py make $OUT/golden >/dev/null
+if [ $smoke = 1 ]; then
+  GOLDEN=$OUT/golden-smoke
+  say "exporting the golden model (torch, host)"
+  "$PY" tools/engine_golden.py make $GOLDEN --only odd >/dev/null
+else
+  GOLDEN=$OUT/golden
+  say "exporting the golden models (torch, host)"
+  "$PY" tools/engine_golden.py make $GOLDEN >/dev/null
+fi
 
+# The NEON variants each emulated CPU must get: neon on both, neon-dotprod on max only
+# (cortex-a72 is Armv8.0: a dot-product kernel chosen there would be a wrong CPU check).
 status=0
 for cpu in cortex-a72 max; do
-  say "qemu-aarch64 -cpu $cpu: $(run $cpu -c 'import binarynet._kernels as K; print("kernels", K.available_kernels())')"
-  # shellcheck disable=SC2086
-  run $cpu -m pytest -q -p no:cacheprovider $TESTS 2>&1 | tail -3 || status=1
-  run $cpu tools/engine_golden.py check $OUT/golden | tail -1 || status=1
+  kernels=$(run $cpu -c 'import binarynet._kernels as K; print(" ".join(K.available_kernels()))') || kernels=
+  say "qemu-aarch64 -cpu $cpu: kernels $kernels"
+  has() { case " $kernels " in *" $1 "*) return 0 ;; esac; return 1; }
+  has neon || { say "FAILED: -cpu $cpu has no neon kernels"; status=1; }
+  if [ $cpu = max ]; then
+    has neon-dotprod || { say "FAILED: -cpu max has no neon-dotprod kernels"; status=1; }
+  elif has neon-dotprod; then
+    say "FAILED: -cpu $cpu (no dot product) offers neon-dotprod"; status=1
+  fi
+  if [ $smoke = 0 ]; then
+    # shellcheck disable=SC2086
+    run $cpu -m pytest -q -p no:cacheprovider $TESTS 2>&1 | tail -3 || status=1
+  fi
+  if [ $smoke = 1 ]; then
+    run $cpu tools/engine_golden.py check $GOLDEN || status=1
+  else
+    run $cpu tools/engine_golden.py check $GOLDEN | tail -1 || status=1
+  fi
 done
 say "done (status $status)"
 exit $status

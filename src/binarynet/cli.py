@@ -261,7 +261,8 @@ def _absolute(path: str | None) -> str | None:
 
 def _check_run_dir(out: Path, resume: bool) -> None:
     """Refuse an ``--out`` that cannot become the run directory, before anything is read or
-    written (a file, a path through a file, a folder we may not write in, a finished run)."""
+    written (a file, a path through a file, a folder we may not write in, a finished run, a
+    non-empty folder that is not a run)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; expected a run directory (created if missing)")
     if resume:
@@ -276,8 +277,29 @@ def _check_run_dir(out: Path, resume: bool) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise ValueError(f"--out {out}: {existing} is a file, not a directory")
+    if existing == out and not _is_run(out):
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        if entries:
+            more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+            raise ValueError(
+                f"--out {out} is not empty and is not a binarynet run (no run's config.json): it "
+                f"holds {', '.join(entries[:5])}{more}; give a new or empty directory"
+            )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, "Permission denied (cannot write the run here)", out)
+
+
+def _is_run(out: Path) -> bool:
+    """Whether the directory ``out`` holds a binarynet run: a ``config.json`` that is a
+    :class:`TrainConfig` (``binarynet train`` writes it first, before any checkpoint)."""
+    try:
+        saved = json.loads((out / "config.json").read_bytes())
+        if not isinstance(saved, dict) or "model" not in saved:
+            return False
+        TrainConfig.from_dict(saved)
+    except (OSError, ValueError):  # missing, unreadable, not JSON, not a TrainConfig
+        return False
+    return True
 
 
 def _new_config(args: argparse.Namespace) -> TrainConfig:
@@ -410,6 +432,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ValueError(f"--name is for --format c (C source), not --format {args.format}")
     if args.target is not None and args.format != "qonnx":
         raise ValueError(f"--for is for --format qonnx, not --format {args.format}")
+    from binarynet import atomic
+
+    atomic.check_target(args.out, directory=args.format == "c")  # before the model is read
     if args.format == "qonnx":
         return _cmd_export_qonnx(args)
     if args.format == "c":
@@ -500,9 +525,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     n = len(split)
     errors = int((predicted != split.labels).sum())
+    from binarynet import _kernels
+    from binarynet.backends.engine.kernels import threads_used
+
+    kernel = model.kernel or _kernels.default_kernel()
+    threads = threads_used(model.threads)
+    name = model.graph.provenance.get("model") or Path(args.model).name
     print(
         f"{splits.name} {args.split} error: {100 * errors / max(n, 1):.2f}% ({errors} / {n}) "
-        f"in {seconds:.2f} s ({n / max(seconds, 1e-9):.0f} images/s) with {model!r}"
+        f"in {seconds:.2f} s ({n / max(seconds, 1e-9):.0f} images/s): {name}, kernel {kernel}, "
+        f"{threads} thread{'' if threads == 1 else 's'}"
     )
     return 0
 
@@ -609,13 +641,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("bench takes a MODEL.bnn or --gemm M N K (exactly one of them)")
     if args.gemm is not None and args.batch:
         raise ValueError("--batch is for a model; --gemm M N K sets the GEMM's rows with M")
+
+    def progress(line: str) -> None:  # a long run's estimate and progress, beside the table
+        print(line, file=sys.stderr, flush=True)
+
     if args.gemm is not None:
         m, n, k = args.gemm
-        result = bench.bench_gemm(m, n, k, args.threads, args.repeat, args.warmup, args.kernel)
+        result = bench.bench_gemm(
+            m, n, k, args.threads, args.repeat, args.warmup, args.kernel, progress=progress
+        )
     else:
         batches = args.batch or (1, 64)
         result = bench.bench_model(
-            args.model, batches, args.threads, args.repeat, args.warmup, args.kernel
+            args.model,
+            batches,
+            args.threads,
+            args.repeat,
+            args.warmup,
+            args.kernel,
+            progress=progress,
         )
     print(json.dumps(result.to_dict(), indent=2) if args.json else bench.format_result(result))
     return 0

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from binarynet import filekind
+from binarynet import atomic, filekind
 from binarynet.graph import bnnfile
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def export_c(
     :func:`binarynet.backends.c.write_c`."""
     from binarynet.backends.c import write_c
 
+    atomic.check_target(out_dir, directory=True)  # before a checkpoint is exported
     return write_c(_model(model), out_dir, name)
 
 
@@ -64,4 +65,5 @@ def export_qonnx(model: ModelFile | bnnfile.BNNFile, out: ModelFile, **options: 
     ``options``: those of :func:`binarynet.backends.qonnx.write_qonnx`."""
     from binarynet.backends.qonnx import write_qonnx
 
+    atomic.check_target(out)  # before a checkpoint is exported
     return write_qonnx(_model(model), out, **options)

@@ -21,11 +21,21 @@ every configuration reports the peak so far; ``memory_source`` says which was us
 ``--gemm M N K`` times ``binarynet._kernels.bgemm`` on random packed ±1 operands A [M, K] and
 W [N, K] (as ``benchmarks/bgemm.py`` and ``benchmarks/engine.py`` do) and reports binary MAC/s
 = M·N·K / median.
+
+Before anything large is allocated, the memory a run needs (the inputs and the engine's working
+memory of the largest batch; for ``--gemm`` the packed operands and the int32 result) is compared
+with the memory available (:func:`available_memory`); a run that cannot fit is refused with both
+figures. A thread count above the usable cores is timed as asked (oversubscribed; above
+:data:`~binarynet.backends.engine.kernels.MAX_THREADS`, as that many, which is what the kernels
+run) and ``notes`` says so. A measurement that one probe call (a small batch, or a few GEMM rows)
+predicts to last longer than :data:`LONG_SECONDS` reports its estimate and then its progress
+through ``progress`` (``binarynet bench``: lines on stderr).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import platform
 import resource
@@ -39,10 +49,31 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BenchResult", "Timing", "bench_gemm", "bench_model", "format_result"]
+__all__ = [
+    "LONG_SECONDS",
+    "BenchResult",
+    "Timing",
+    "available_memory",
+    "bench_gemm",
+    "bench_model",
+    "format_result",
+]
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+_MEMINFO = Path("/proc/meminfo")
+_CGROUP = Path("/sys/fs/cgroup")
+
+LONG_SECONDS = 10.0
+"""A run predicted to last longer than this reports its progress."""
+
+_PROBE_ROWS = 256
+"""Batch size (GEMM rows) of the probe call that predicts a run's duration."""
+
+_PACK_CHUNK_BYTES = 64 << 20
+"""float32 signs drawn per chunk when the GEMM's random operands are packed."""
+
+Report = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,6 +116,52 @@ def peak_rss() -> int:
     return hwm if hwm is not None else _maxrss_bytes()
 
 
+def available_memory() -> tuple[int, str] | None:
+    """(bytes, where the figure comes from): the memory a new allocation can get without
+    swapping — ``MemAvailable`` of /proc/meminfo (else the available pages of
+    :func:`os.sysconf`), or the cgroup's ``memory.max`` less its ``memory.current`` where that is
+    smaller (a container's limit); None where neither is known."""
+    found: tuple[int, str] | None = None
+    try:
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found = int(line.split()[1]) * 1024, "MemAvailable of /proc/meminfo"
+    except (OSError, ValueError, IndexError):
+        pass
+    if found is None:
+        try:
+            pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            if pages > 0:
+                found = pages, "the available pages of sysconf"
+        except (AttributeError, OSError, ValueError):
+            pass
+    try:
+        limit = (_CGROUP / "memory.max").read_text().strip()
+        if limit != "max":
+            free = int(limit) - int((_CGROUP / "memory.current").read_text())
+            if found is None or free < found[0]:
+                found = max(free, 0), "memory.max less memory.current of the cgroup"
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_fits(need: int, what: str, hint: str) -> None:
+    """ValueError (one line: the bytes needed and available) unless ``need`` bytes fit in the
+    available memory; silent where that is unknown."""
+    available = available_memory()
+    if available is not None and need > available[0]:
+        free, source = available
+        raise ValueError(
+            f"{what} needs about {_size(need)} ({need} bytes) but {_size(free)} ({free} bytes) "
+            f"is available ({source}); {hint}"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Timing
 
@@ -110,16 +187,71 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-def time_calls(fn: Callable[[], object], repeat: int, warmup: int) -> list[float]:
-    """Seconds of each of ``repeat`` calls of fn, after ``warmup`` untimed calls."""
+def time_calls(
+    fn: Callable[[], object],
+    repeat: int,
+    warmup: int,
+    after_call: Callable[[bool], None] | None = None,
+) -> list[float]:
+    """Seconds of each of ``repeat`` calls of fn, after ``warmup`` untimed calls;
+    ``after_call(timed)`` after each call."""
     for _ in range(warmup):
         fn()
+        if after_call is not None:
+            after_call(False)
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
+        if after_call is not None:
+            after_call(True)
     return samples
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class _Progress:
+    """Progress of a run through ``report``, where one probe call predicts it to last longer
+    than :data:`LONG_SECONDS`: the estimate up front, then a line per call (at most one a
+    second) with the calls done, the time spent and the time left at the rate so far."""
+
+    def __init__(self, report: Report | None, calls: int, estimate: float, what: str) -> None:
+        self.report = report if report is not None and estimate > LONG_SECONDS else None
+        self.calls, self.done = calls, 0
+        self.start = self.last = time.perf_counter()
+        self.label = ""
+        if self.report is not None:
+            self.report(
+                f"bench: {what}: about {_duration(estimate)} for {calls} calls (from a probe "
+                "call); progress follows, Ctrl-C stops"
+            )
+
+    def after_call(self, timed: bool) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if self.report is None or (now - self.last < 1 and self.done < self.calls):
+            return
+        self.last = now
+        spent = now - self.start
+        left = spent / self.done * (self.calls - self.done)
+        self.report(
+            f"bench: {self.done}/{self.calls} calls ({self.label}, "
+            f"{'timed' if timed else 'warm-up'}), {_duration(spent)} spent, about "
+            f"{_duration(left)} left"
+        )
+
+
+def _probe_seconds(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def _timing(
@@ -131,10 +263,11 @@ def _timing(
     warmup: int,
     baseline: int,
     resettable: bool,
+    progress: _Progress,
 ) -> Timing:
     if resettable:
         reset_peak()
-    samples = time_calls(fn, repeat, warmup)
+    samples = time_calls(fn, repeat, warmup, progress.after_call)
     median = statistics.median(samples)
     peak = peak_rss()
     return Timing(
@@ -170,6 +303,7 @@ class BenchResult:
     timings: list[Timing]
     model: dict[str, Any] | None = None  # file size, input shape, layers (model runs)
     gemm: dict[str, int] | None = None  # M, N, K (GEMM runs)
+    notes: list[str] = field(default_factory=list)  # thread counts beyond the cores, ...
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,11 +333,33 @@ def _memory_source(resettable: bool) -> str:
     return "ru_maxrss (getrusage): the peak so far, never reset"
 
 
-def _check_run(repeat: int, warmup: int, threads: Sequence[int] | None) -> list[int]:
-    """Validates the timing options; returns the thread counts (default: 1 and every core)."""
+def _check_run(
+    repeat: int, warmup: int, threads: Sequence[int] | None
+) -> tuple[list[int], list[str]]:
+    """Validates the timing options; returns the thread counts to time (default: 1 and every
+    core; above :data:`MAX_THREADS`, that many: what the kernels run) and a note for each count
+    beyond the usable cores."""
+    from binarynet.backends.engine.kernels import MAX_THREADS
+
     if repeat < 1 or warmup < 0:
         raise ValueError(f"repeat must be ≥ 1 and warmup ≥ 0, got {repeat} and {warmup}")
-    return _check_counts("thread counts", threads or [1, cpu_info()["cores"]])
+    cores = cpu_info()["cores"]
+    asked = _check_counts("thread counts", threads or [1, cores])
+    if max(asked) > 1024:
+        raise ValueError(f"thread counts must be at most 1024, got {max(asked)}")
+    notes = []
+    for t in asked:
+        if t > MAX_THREADS:
+            notes.append(
+                f"threads {t}: this machine has {cores} usable cores and the kernels run at most "
+                f"{MAX_THREADS} threads: timed with {MAX_THREADS} (oversubscribed)"
+            )
+        elif t > cores:
+            notes.append(
+                f"threads {t}: this machine has {cores} usable cores: timed with {t} "
+                "(oversubscribed)"
+            )
+    return _check_counts("thread counts", [min(t, MAX_THREADS) for t in asked]), notes
 
 
 def _result(
@@ -253,24 +409,41 @@ def bench_model(
     warmup: int = 3,
     kernel: str | None = None,
     seed: int = 0,
+    progress: Report | None = None,
 ) -> BenchResult:
-    """Times ``engine.load(path).predict`` on random uint8 batches (see the module docstring)."""
+    """Times ``engine.load(path).predict`` on random uint8 batches (see the module docstring).
+    ``progress``: called with a line of progress during a long run."""
     from binarynet import _kernels
     from binarynet.backends import engine
 
-    threads = _check_run(repeat, warmup, threads)
+    threads, notes = _check_run(repeat, warmup, threads)
     batches = _check_counts("batch sizes", batches)
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     baseline = current_rss()
     resettable = reset_peak()
     model = engine.load(path, kernel=kernel, threads=threads[0])
+    example = math.prod(model.input_shape)
+    largest = max(batches)
+    check_fits(
+        largest * example + model.working_bytes(largest),
+        f"batch {largest} ({largest} inputs of {example} bytes, the scores and the engine's "
+        "working memory)",
+        "give a smaller batch",
+    )
     rng = np.random.default_rng(seed)
+    probe_rows = min(largest, _PROBE_ROWS)
+    probe = rng.integers(0, 256, (probe_rows, *model.input_shape), dtype=np.uint8)
+    per_row = _probe_seconds(functools.partial(model.predict, probe)) / probe_rows
+    calls = (repeat + warmup) * len(threads) * len(batches)
+    estimate = per_row * (repeat + warmup) * len(threads) * sum(batches)
+    clock = _Progress(progress, calls, estimate, f"batches {', '.join(map(str, batches))}")
     timings = []
     for b in batches:
         x = rng.integers(0, 256, (b, *model.input_shape), dtype=np.uint8)
         for t in threads:
             model.threads = t
+            clock.label = f"batch {b}, {t} thread{'' if t == 1 else 's'}"
             timings.append(
                 _timing(
                     functools.partial(model.predict, x),
@@ -281,8 +454,10 @@ def bench_model(
                     warmup,
                     baseline,
                     resettable,
+                    clock,
                 )
             )
+        del x
     info = model.info
     return _result(
         "model",
@@ -300,7 +475,21 @@ def bench_model(
             "binary_layers": info["binary_layers"],
             "name": info["provenance"].get("model"),
         },
+        notes=notes,
     )
+
+
+def _random_signs(rng: np.random.Generator, rows: int, k: int) -> np.ndarray:
+    """Packed random ±1 rows [rows, k], drawn as float32 signs in chunks of at most
+    :data:`_PACK_CHUNK_BYTES` (the same draws as one [rows, k] array)."""
+    from binarynet import _kernels
+
+    step = max(1, _PACK_CHUNK_BYTES // (4 * k))
+    out = np.empty((rows, (k + 63) // 64), dtype=np.uint64)
+    for r in range(0, rows, step):
+        n = min(step, rows - r)
+        out[r : r + n] = _kernels.pack_signs(rng.standard_normal((n, k), dtype=np.float32))
+    return out
 
 
 def bench_gemm(
@@ -312,11 +501,13 @@ def bench_gemm(
     warmup: int = 3,
     kernel: str | None = None,
     seed: int = 0,
+    progress: Report | None = None,
 ) -> BenchResult:
-    """Times ``_kernels.bgemm(a, w, k)`` on random packed A [m, k] and W [n, k]."""
+    """Times ``_kernels.bgemm(a, w, k)`` on random packed A [m, k] and W [n, k].
+    ``progress``: called with a line of progress during a long run."""
     from binarynet import _kernels
 
-    threads = _check_run(repeat, warmup, threads)
+    threads, notes = _check_run(repeat, warmup, threads)
     for name, v in (("M", m), ("N", n), ("K", k)):
         if v < 1:
             raise ValueError(f"--gemm {name} must be a positive integer, got {v}")
@@ -326,13 +517,33 @@ def bench_gemm(
             f"kernel {kname!r} is not available here (available: "
             f"{', '.join(_kernels.available_kernels())})"
         )
+    words = (k + 63) // 64
+    operands, result = (m + n) * words * 8, m * n * 4
+    chunk = min(max(m, n), max(1, _PACK_CHUNK_BYTES // (4 * k))) * k * 4
+    check_fits(
+        operands + result + chunk,
+        f"bgemm {m}×{n}×{k} (packed A and W {_size(operands)}, the int32 result {_size(result)})",
+        "give smaller M, N, K",
+    )
     baseline = current_rss()
     resettable = reset_peak()
     rng = np.random.default_rng(seed)
-    a = _kernels.pack_signs(rng.standard_normal((m, k), dtype=np.float32))
-    w = _kernels.pack_signs(rng.standard_normal((n, k), dtype=np.float32))
+    a = _random_signs(rng, m, k)
+    w = _random_signs(rng, n, k)
+    probe_rows = min(m, _PROBE_ROWS)
+    per_row = (
+        _probe_seconds(functools.partial(_kernels.bgemm, a[:probe_rows], w, k, kernel=kname))
+        / probe_rows
+    )
+    clock = _Progress(
+        progress,
+        (repeat + warmup) * len(threads),
+        per_row * m * (repeat + warmup) * len(threads),
+        f"bgemm {m}×{n}×{k}",
+    )
     timings = []
     for t in threads:
+        clock.label = f"{t} thread{'' if t == 1 else 's'}"
         timings.append(
             _timing(
                 functools.partial(_kernels.bgemm, a, w, k, kernel=kname, threads=t),
@@ -343,6 +554,7 @@ def bench_gemm(
                 warmup,
                 baseline,
                 resettable,
+                clock,
             )
         )
     return _result(
@@ -355,6 +567,7 @@ def bench_gemm(
         resettable,
         timings,
         gemm={"M": m, "N": n, "K": k},
+        notes=notes,
     )
 
 
@@ -380,6 +593,7 @@ def format_result(r: BenchResult) -> str:
             f"  model: {m['name'] or '?'}, {m['file_bytes'] / 1e6:.2f} MB file, input uint8 "
             f"{m['input_shape']}, {m['binary_layers']} binary layers, {m['num_classes']} classes"
         )
+    lines.extend(f"  note: {note}" for note in r.notes)
     lines.append(
         f"  {r.repeat} timed calls after {r.warmup} warm-up calls per row; memory: "
         f"{r.memory_source}; baseline {_mib(r.baseline_rss_bytes)} MiB before loading"

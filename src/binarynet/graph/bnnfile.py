@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from binarynet import filekind
-from binarynet.atomic import atomic_write_bytes
+from binarynet.atomic import atomic_write_bytes, check_target
 from binarynet.graph.graph import PREPROCESS_PREFIX, Graph
 from binarynet.graph.values import GraphError, ValueInfo
 
@@ -245,6 +245,7 @@ def save(
     With ``validate`` (the default) the file is checked exactly as :func:`load` would check it
     before anything is written; ``validate=False`` exists for tests that write broken files.
     """
+    check_target(path)  # a path through a file is refused before the work
     arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
     graph_json = graph_to_json(graph) if isinstance(graph, Graph) else dict(graph)
     graph_text = json.dumps(graph_json, separators=(",", ":"), allow_nan=False)

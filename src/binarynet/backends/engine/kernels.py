@@ -20,12 +20,23 @@ import numpy as np
 
 from binarynet import _kernels
 
-__all__ = ["Kernels", "available_kernels", "threshold_bits"]
+__all__ = ["MAX_THREADS", "Kernels", "available_kernels", "threads_used", "threshold_bits"]
+
+MAX_THREADS = 256
+"""The most threads a compiled op runs on (``kMaxThreads`` of ``csrc/threadpool.cc``: its workers
+live as long as the process); a larger thread count runs as this many."""
 
 
 def available_kernels() -> list[str]:
     """The bgemm/bconv kernel variants this build and CPU can run, best last."""
     return list(_kernels.available_kernels())
+
+
+def threads_used(threads: int | None) -> int:
+    """The threads a compiled op runs on for a ``threads`` setting (None: the kernels' global
+    one, ``_kernels.get_num_threads()``): at most :data:`MAX_THREADS`, and never more than the
+    op has tasks."""
+    return min(threads or _kernels.get_num_threads(), MAX_THREADS)
 
 
 def threshold_bits(

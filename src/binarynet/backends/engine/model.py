@@ -475,6 +475,15 @@ class Model:
             x = np.ascontiguousarray(self.preprocessor.transform(x))
         return x
 
+    def working_bytes(self, n: int) -> int:
+        """About the bytes a call of :meth:`scores` (or :meth:`predict`) on ``n`` examples
+        allocates besides the weights and its input: the preprocessed copy of the input (when
+        the file has a preprocessor), the float32 scores, the int64 predictions and one chunk's
+        intermediate values."""
+        copy = math.prod(self.input_shape) if self.preprocessor is not None else 0
+        chunk = min(n, self._chunks(n).step) * self._chunk_bytes
+        return n * (copy + 4 * self.num_classes + 8) + chunk
+
     def _chunks(self, n: int) -> range:
         return range(0, n, max(1, BATCH_BYTES // max(self._chunk_bytes, 1)))
 

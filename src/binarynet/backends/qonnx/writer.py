@@ -80,7 +80,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import binarynet
-from binarynet.atomic import atomic_write_bytes
+from binarynet.atomic import atomic_write_bytes, check_target
 from binarynet.graph import bnnfile, thresholds
 from binarynet.graph.graph import Graph, undeployable_preprocessor
 from binarynet.graph.ops import Conv2d, Dense, MaxPool2d, Scores, Threshold, op_label
@@ -478,6 +478,7 @@ def write_qonnx(
     """Write the QONNX model of ``model`` (a ``.bnn`` path or a loaded
     :class:`~binarynet.graph.bnnfile.BNNFile`; :func:`binarynet.deploy.export_qonnx` also takes
     a checkpoint) to ``out`` (atomically); returns it. See :func:`to_qonnx`."""
+    check_target(out)  # a path through a file is refused before the work
     bnn = model if isinstance(model, bnnfile.BNNFile) else bnnfile.load(model)
     proto = to_qonnx(
         bnn.graph,
