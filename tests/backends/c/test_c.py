@@ -125,13 +125,67 @@ def test_generated_files_are_self_contained(workdir: Path) -> None:
                          source.source, re.MULTILINE)  # fmt: skip
     assert objects and all(" const " in f" {o} " for o in objects), objects
     assert "int digits_predict(const uint8_t *input, float *scores, void *arena);" in source.header
-    assert f"#define DIGITS_INPUT_BYTES {28 * 28}u" in source.header
-    assert "#define DIGITS_NUM_CLASSES 10u" in source.header
-    assert f"#define DIGITS_ARENA_BYTES {source.arena_bytes}u" in source.header
+    assert f"#define DIGITS_INPUT_BYTES {28 * 28}\n" in source.header
+    assert "#define DIGITS_NUM_CLASSES 10\n" in source.header
+    assert f"#define DIGITS_ARENA_BYTES {source.arena_bytes}\n" in source.header
     # every weight bit is in the constants: 784·256 + 256·256 + 256·10 bits, rows padded to 64
     weight_bits = 256 * 832 + 256 * 256 + 10 * 256
     assert source.const_bytes >= weight_bits // 8
     assert source.const_bytes < weight_bits // 8 + 8 * 1024
+
+
+def _readme_c_snippet(path: Path) -> str:
+    """The ```c block of ``path``'s microcontroller section."""
+    text = path.read_text(encoding="utf-8")
+    blocks = re.findall(r"```c\n(.*?)```", text, re.DOTALL)
+    assert blocks, f"no C block in {path}"
+    return blocks[0]
+
+
+@need_cc
+@pytest.mark.parametrize("doc", ["README.md", "docs/mcu.md"])
+def test_readme_c_snippet_compiles_with_werror(tmp_path: Path, doc: str) -> None:
+    """The documented C snippet, plus the natural int loop over the classes and a size_t use of
+    the byte counts, compiles under -std=c99 -Wall -Wextra -Werror -pedantic against the exported
+    model, links and runs: the header's counts are plain int constants."""
+    snippet = _readme_c_snippet(ROOT / doc)
+    outer = [ln for ln in snippet.splitlines() if ln.startswith(("#include", "static "))]
+    inner = [ln for ln in snippet.splitlines() if ln.strip() and ln not in outer]
+    assert any("mnist_mlp_predict" in ln for ln in inner), snippet
+    csource.write_c(bnnfile.load(pretrained.path()), tmp_path, "mnist_mlp")
+    program = "\n".join(
+        [
+            "#include <stdint.h>",
+            "#include <stdio.h>",
+            "#include <string.h>",
+            *outer,
+            "static int classify(const uint8_t *image) {",
+            *inner,
+            "    for (int i = 0; i < MNIST_MLP_NUM_CLASSES; i++) {",
+            "        if (scores[i] > scores[digit]) return -1;",
+            "    }",
+            "    return digit;",
+            "}",
+            "int main(void) {",
+            "    static uint8_t image[MNIST_MLP_INPUT_BYTES];",
+            "    size_t bytes = MNIST_MLP_INPUT_BYTES;",
+            "    memset(image, 0, bytes);",
+            "    if (sizeof arena < (size_t)MNIST_MLP_ARENA_BYTES) return 1;",
+            "    for (int i = 0; i < MNIST_MLP_INPUT_BYTES; i++) image[i] = (uint8_t)(i % 251);",
+            '    printf("%d\\n", classify(image));',
+            "    return 0;",
+            "}",
+            "",
+        ]
+    )
+    (tmp_path / "snippet.c").write_text(program)
+    exe = tmp_path / "snippet"
+    cmd = ["cc", *ct.STRICT, "-O1", f"-I{tmp_path}", str(tmp_path / "snippet.c")]
+    cmd += [str(tmp_path / "mnist_mlp.c"), "-o", str(exe)]
+    built = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    done = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    assert 0 <= int(done.stdout) < 10
 
 
 def test_default_name_is_the_model_name() -> None:

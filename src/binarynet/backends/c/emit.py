@@ -428,9 +428,11 @@ def emit_c(bnn: bnnfile.BNNFile, name: str | None = None) -> CSource:
 
 #include <stdint.h>
 
-#define {upper}_INPUT_BYTES {input_bytes}u
-#define {upper}_NUM_CLASSES {graph.num_classes}u
-#define {upper}_ARENA_BYTES {arena}u
+/* Plain int constants: they compare without warnings with an int loop index and convert to
+ * size_t where a byte count is expected (memcpy, sizeof checks, array bounds). */
+#define {upper}_INPUT_BYTES {input_bytes}
+#define {upper}_NUM_CLASSES {graph.num_classes}
+#define {upper}_ARENA_BYTES {arena}
 
 #ifdef __cplusplus
 extern "C" {{
