@@ -29,19 +29,38 @@
  * (an FMA rounds once and would change the last bit).
  */
 
+/* Variants, chosen from the compiler's predefined macros; each can be forced with -D:
+ *   popcount of one word: BNR_POPCOUNT_BUILTIN (a popcount instruction: x86 POPCNT, RISC-V Zbb
+ *     cpop, Armv8-A cnt), BNR_POPCOUNT_SWAR (2-, 4-, 8-bit partial sums), BNR_POPCOUNT_TABLE;
+ *   the XOR-popcount of a weight row against the activations: BNR_XOR_NEON (Armv8-A),
+ *     BNR_XOR_MVE (Helium: Cortex-M55, M85), BNR_XOR_CSA (carry-save, for cores without a
+ *     popcount instruction), BNR_XOR_WORD (one popcount per word, for cores with one). */
 #if defined(__aarch64__) && defined(__ARM_NEON) && defined(__GNUC__)
 #include <arm_neon.h>
-#define BNR_POPCOUNT_NEON 1
+#define BNR_XOR_NEON 1
 #define BNR_POPCOUNT_BUILTIN 1 /* the tail: GCC and Clang emit cnt for it on Armv8-A */
-#elif !defined(BNR_POPCOUNT_SWAR) && !defined(BNR_POPCOUNT_TABLE) && \
-    !defined(BNR_POPCOUNT_BUILTIN)
+#endif
+#if !defined(BNR_POPCOUNT_SWAR) && !defined(BNR_POPCOUNT_TABLE) && !defined(BNR_POPCOUNT_BUILTIN)
 #if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
 #define BNR_POPCOUNT_SWAR 1 /* no popcount instruction on Cortex-M */
-#elif defined(__POPCNT__) && defined(__GNUC__)
-#define BNR_POPCOUNT_BUILTIN 1
+#elif defined(__GNUC__) && (defined(__POPCNT__) || defined(__riscv_zbb))
+#define BNR_POPCOUNT_BUILTIN 1 /* POPCNT, cpop */
 #else
 #define BNR_POPCOUNT_SWAR 1
 #endif
+#endif
+#if !defined(BNR_XOR_NEON) && !defined(BNR_XOR_MVE) && !defined(BNR_XOR_CSA) && \
+    !defined(BNR_XOR_WORD)
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && defined(__GNUC__)
+#define BNR_XOR_MVE 1
+#elif defined(BNR_POPCOUNT_BUILTIN)
+#define BNR_XOR_WORD 1
+#else
+#define BNR_XOR_CSA 1
+#endif
+#endif
+#if defined(BNR_XOR_MVE)
+#include <arm_mve.h>
 #endif
 
 typedef struct {
@@ -76,39 +95,214 @@ static const uint8_t bnr_pop8[256] = {
     BNR_B6(0), BNR_B6(1), BNR_B6(1), BNR_B6(2)};
 #endif
 
+#if defined(BNR_POPCOUNT_SWAR) && !defined(BNR_XOR_MVE)
+/* The bit counts of the four bytes of v, each in its byte (0..8): 2-, 4-, 8-bit partial sums. */
+static uint32_t bnr_byte_counts(uint32_t v) {
+    v = v - ((v >> 1) & 0x55555555u);
+    v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+    return (v + (v >> 4)) & 0x0f0f0f0fu;
+}
+#endif
+
+#if !defined(BNR_XOR_MVE) && !(defined(BNR_XOR_CSA) && defined(BNR_POPCOUNT_SWAR))
 static uint32_t bnr_popcount(uint32_t v) {
 #if defined(BNR_POPCOUNT_BUILTIN)
     return (uint32_t)__builtin_popcount(v);
 #elif defined(BNR_POPCOUNT_TABLE)
     return (uint32_t)bnr_pop8[v & 0xffu] + bnr_pop8[(v >> 8) & 0xffu] +
            bnr_pop8[(v >> 16) & 0xffu] + bnr_pop8[v >> 24];
-#else /* SWAR: 2-, 4-, 8-bit partial sums, then one multiply adds the four bytes */
-    v = v - ((v >> 1) & 0x55555555u);
-    v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
-    v = (v + (v >> 4)) & 0x0f0f0f0fu;
-    return (v * 0x01010101u) >> 24;
+#else /* SWAR: the byte counts, then one multiply adds the four bytes */
+    return (bnr_byte_counts(v) * 0x01010101u) >> 24;
 #endif
 }
+#endif
 
-/* popcount(a ⊕ b) over n 32-bit words. */
-static uint32_t bnr_xor_popcount(const uint32_t *a, const uint32_t *b, uint32_t n) {
-    uint32_t total = 0, i = 0;
-#if defined(BNR_POPCOUNT_NEON)
-    /* eor → cnt (bytes) → widening pairwise adds, 31 rounds of byte sums at most (31·8 < 256) */
-    uint32x4_t acc = vdupq_n_u32(0);
-    while (i + 4 <= n) {
-        uint8x16_t bytes = vdupq_n_u8(0);
-        uint32_t round = 0;
-        for (; round < 31 && i + 4 <= n; ++round, i += 4) {
-            uint32x4_t x = veorq_u32(vld1q_u32(a + i), vld1q_u32(b + i));
-            bytes = vaddq_u8(bytes, vcntq_u8(vreinterpretq_u8_u32(x)));
-        }
-        acc = vpadalq_u16(acc, vpaddlq_u8(bytes));
-    }
-    total = vaddvq_u32(acc);
-    for (; i < n; ++i) total += bnr_popcount(a[i] ^ b[i]);
+#if defined(__ARM_FEATURE_SIMD32) && defined(__GNUC__)
+/* USADA8 t, x, 0, t: t += the four bytes of x */
+#define BNR_ADD4(t, x) __asm__("usada8 %0, %1, %2, %0" : "+r"(t) : "r"(x), "r"(0u))
+#define BNR_SUM_BYTES(t, x) BNR_ADD4(t, x) /* t += the four bytes of x */
 #else
-    for (; i < n; ++i) total += bnr_popcount(a[i] ^ b[i]);
+/* two 16-bit lanes: t += bytes 0 + 1 (low lane) and bytes 2 + 3 (high lane) */
+#define BNR_ADD4(t, x) ((t) += ((x) & 0x00ff00ffu) + (((x) >> 8) & 0x00ff00ffu))
+/* one multiply adds the four bytes into the top one (their sum must be below 256) */
+#define BNR_SUM_BYTES(t, x) ((t) += ((x) * 0x01010101u) >> 24)
+#endif
+
+#if defined(BNR_XOR_CSA)
+/* Carry-save accumulation (Harley and Seal): the XORed words are added bit-wise, each bit
+ * position an independent counter held in bit planes ones, twos, fours, eights (weights 1, 2,
+ * 4, 8). A full adder of three words costs five logic operations, so a block of 16 words costs
+ * 15 of them and one popcount (of the sixteens carried out) instead of 16 popcounts. At the end
+ * Σ popcount = 16·Σ pop(sixteens) + 8·pop(eights) + 4·pop(fours) + 2·pop(twos) + pop(ones). */
+#define BNR_CSA(h, l, a, b, c)                  \
+    do {                                        \
+        const uint32_t a_ = (a), b_ = (b), c_ = (c); \
+        const uint32_t u_ = a_ ^ b_;            \
+        (h) = (a_ & b_) | (u_ & c_);            \
+        (l) = u_ ^ c_;                          \
+    } while (0)
+#define BNR_HALF(h, l, b)     \
+    do {                      \
+        const uint32_t b_ = (b); \
+        (h) = (l) & b_;       \
+        (l) ^= b_;            \
+    } while (0)
+#if defined(BNR_POPCOUNT_SWAR)
+#define BNR_POP_ADD(t, v) BNR_SUM_BYTES(t, bnr_byte_counts(v))
+#else
+#define BNR_POP_ADD(t, v) ((t) += bnr_popcount(v))
+#endif
+#define BNR_X(k) (p[k] ^ q[k])
+#if defined(__thumb2__) && defined(__GNUC__)
+/* x0, x1 = the two XORed words at k (LDRD: two words per load instruction) */
+#define BNR_X2(x0, x1, k)                                                           \
+    do {                                                                            \
+        uint32_t a0_, a1_, w0_, w1_;                                                \
+        __asm__("ldrd %0, %1, [%2, %3]" : "=r"(a0_), "=r"(a1_)                      \
+                : "r"(p), "i"(4 * (k)), "m"(*(const uint32_t(*)[2])(p + (k))));     \
+        __asm__("ldrd %0, %1, [%2, %3]" : "=r"(w0_), "=r"(w1_)                      \
+                : "r"(q), "i"(4 * (k)), "m"(*(const uint32_t(*)[2])(q + (k))));     \
+        (x0) = a0_ ^ w0_;                                                           \
+        (x1) = a1_ ^ w1_;                                                           \
+    } while (0)
+#else
+#define BNR_X2(x0, x1, k) ((x0) = BNR_X(k), (x1) = BNR_X((k) + 1))
+#endif
+/* four words into ones and twos; the fours carried out in f */
+#define BNR_CSA4(f, k)                                     \
+    do {                                                   \
+        uint32_t ta_, tb_, x0_, x1_, x2_, x3_;             \
+        BNR_X2(x0_, x1_, k);                               \
+        BNR_X2(x2_, x3_, (k) + 2);                         \
+        BNR_CSA(ta_, ones, ones, x0_, x1_);                \
+        BNR_CSA(tb_, ones, ones, x2_, x3_);                \
+        BNR_CSA(f, twos, twos, ta_, tb_);                  \
+    } while (0)
+#define BNR_CSA8(e, k)                        \
+    do {                                      \
+        uint32_t fa_, fb_;                    \
+        BNR_CSA4(fa_, k);                     \
+        BNR_CSA4(fb_, (k) + 4);               \
+        BNR_CSA(e, fours, fours, fa_, fb_);   \
+    } while (0)
+#endif
+
+/* Σ over `rows` rows r of popcount(a[r·as + k] ⊕ w[r·ws + k]) for k < n: the −1 agreements of a
+ * weight row with the activations it meets (a convolution's rows of taps, or one dense row). */
+static uint32_t bnr_xor_rows(const uint32_t *a, uint32_t as, const uint32_t *w, uint32_t ws,
+                             uint32_t rows, uint32_t n) {
+    uint32_t total = 0, r, k;
+#if defined(BNR_XOR_NEON)
+    for (r = 0; r < rows; ++r, a += as, w += ws) {
+        /* eor → cnt (bytes) → widening pairwise adds, 31 rounds of byte sums at most */
+        uint32x4_t acc = vdupq_n_u32(0);
+        k = 0;
+        while (k + 4 <= n) {
+            uint8x16_t bytes = vdupq_n_u8(0);
+            uint32_t round = 0;
+            for (; round < 31 && k + 4 <= n; ++round, k += 4) {
+                uint32x4_t x = veorq_u32(vld1q_u32(a + k), vld1q_u32(w + k));
+                bytes = vaddq_u8(bytes, vcntq_u8(vreinterpretq_u8_u32(x)));
+            }
+            acc = vpadalq_u16(acc, vpaddlq_u8(bytes));
+        }
+        total += vaddvq_u32(acc);
+        for (; k < n; ++k) total += bnr_popcount(a[k] ^ w[k]);
+    }
+#elif defined(BNR_XOR_MVE)
+    /* MVE has no popcount: per 128-bit vector the 2-, 4- and 8-bit partial sums (bytes ≤ 8),
+     * added byte-wise for up to 31 vectors (≤ 248) and summed across the vector into a scalar
+     * by VADDVA. A row's last words (fewer than four) are loaded under a tail predicate. */
+    const uint8x16_t m1 = vdupq_n_u8(0x55), m2 = vdupq_n_u8(0x33), m4 = vdupq_n_u8(0x0f);
+    uint8x16_t acc = vdupq_n_u8(0);
+    uint32_t rounds = 0;
+#define BNR_MVE_BYTES(x)                                                 \
+    do {                                                                 \
+        uint8x16_t v_ = vreinterpretq_u8_u32(x);                         \
+        v_ = vsubq_u8(v_, vandq_u8(vshrq_n_u8(v_, 1), m1));              \
+        v_ = vaddq_u8(vandq_u8(v_, m2), vandq_u8(vshrq_n_u8(v_, 2), m2)); \
+        v_ = vandq_u8(vaddq_u8(v_, vshrq_n_u8(v_, 4)), m4);              \
+        acc = vaddq_u8(acc, v_);                                         \
+    } while (0)
+    for (r = 0; r < rows; ++r, a += as, w += ws) {
+        const uint32_t *p = a, *q = w;
+        k = n;
+        while (k >= 4) { /* chunks of at most 31 - rounds vectors */
+            uint32_t v = k / 4 < 31u - rounds ? k / 4 : 31u - rounds;
+            k -= 4 * v, rounds += v;
+            for (; v > 0; --v, p += 4, q += 4) {
+                BNR_MVE_BYTES(veorq_u32(vldrwq_u32(p), vldrwq_u32(q)));
+            }
+            if (rounds == 31) {
+                total = vaddvaq_u8(total, acc);
+                acc = vdupq_n_u8(0);
+                rounds = 0;
+            }
+        }
+        if (k > 0) {
+            const mve_pred16_t t = vctp32q(k);
+            BNR_MVE_BYTES(veorq_u32(vldrwq_z_u32(p, t), vldrwq_z_u32(q, t)));
+            if (++rounds == 31) {
+                total = vaddvaq_u8(total, acc);
+                acc = vdupq_n_u8(0);
+                rounds = 0;
+            }
+        }
+    }
+    total = vaddvaq_u8(total, acc);
+#undef BNR_MVE_BYTES
+#elif defined(BNR_XOR_CSA)
+    uint32_t ones = 0, twos = 0, fours = 0, eights = 0, sixteens = 0;
+    for (r = 0; r < rows; ++r, a += as, w += ws) {
+        const uint32_t *p = a, *q = w;
+        uint32_t s, e, f, t;
+        for (k = n; k >= 16; k -= 16, p += 16, q += 16) {
+            uint32_t ea, eb;
+            BNR_CSA8(ea, 0);
+            BNR_CSA8(eb, 8);
+            BNR_CSA(s, eights, eights, ea, eb);
+            BNR_POP_ADD(sixteens, s);
+        }
+        if (k >= 8) {
+            BNR_CSA8(e, 0);
+            BNR_HALF(s, eights, e);
+            BNR_POP_ADD(sixteens, s);
+            k -= 8, p += 8, q += 8;
+        }
+        if (k >= 4) {
+            BNR_CSA4(f, 0);
+            BNR_HALF(e, fours, f);
+            BNR_HALF(s, eights, e);
+            BNR_POP_ADD(sixteens, s);
+            k -= 4, p += 4, q += 4;
+        }
+        for (; k > 0; --k, ++p, ++q) {
+            BNR_HALF(t, ones, BNR_X(0));
+            BNR_HALF(f, twos, t);
+            BNR_HALF(e, fours, f);
+            BNR_HALF(s, eights, e);
+            BNR_POP_ADD(sixteens, s);
+        }
+    }
+#if defined(BNR_POPCOUNT_SWAR)
+    /* the four planes' byte counts weighted in one word: each byte ≤ 8·(1 + 2 + 4 + 8) < 256 */
+    k = bnr_byte_counts(ones) + (bnr_byte_counts(twos) << 1) + (bnr_byte_counts(fours) << 2) +
+        (bnr_byte_counts(eights) << 3);
+#if defined(__ARM_FEATURE_SIMD32) && defined(__GNUC__)
+    BNR_ADD4(total, k);
+#else /* the four bytes (their sum may pass 255) in two 16-bit lanes, then the lanes */
+    k = (k & 0x00ff00ffu) + ((k >> 8) & 0x00ff00ffu);
+    total = (k & 0xffffu) + (k >> 16);
+#endif
+#else
+    total = bnr_popcount(ones) + 2u * bnr_popcount(twos) + 4u * bnr_popcount(fours) +
+            8u * bnr_popcount(eights);
+#endif
+    total += 16u * sixteens;
+#else /* BNR_XOR_WORD */
+    for (r = 0; r < rows; ++r, a += as, w += ws) {
+        for (k = 0; k < n; ++k) total += bnr_popcount(a[k] ^ w[k]);
+    }
 #endif
     return total;
 }
@@ -125,14 +319,6 @@ static const uint32_t bnr_byte_mask[16] = {
         memcpy(&(out), (px) + 4 * (g), 4);                              \
         (out) &= bnr_byte_mask[((bits) >> (4 * (g))) & 0xfu];           \
     } while (0)
-
-#if defined(__ARM_FEATURE_SIMD32) && defined(__GNUC__)
-/* USADA8 t, x, 0, t: t += the four bytes of x */
-#define BNR_ADD4(t, x) __asm__("usada8 %0, %1, %2, %0" : "+r"(t) : "r"(x), "r"(0u))
-#else
-/* two 16-bit lanes: t += bytes 0 + 1 (low lane) and bytes 2 + 3 (high lane) */
-#define BNR_ADD4(t, x) ((t) += ((x) & 0x00ff00ffu) + (((x) >> 8) & 0x00ff00ffu))
-#endif
 
 /* Σ of the pixels px[i] whose bit i is set in w (n words of w, 32·n pixels, 4-byte aligned);
  * the eight groups of a word unrolled by hand so that every shift is a constant. */
@@ -172,8 +358,9 @@ static void bnr_layer_at(const bnr_stage *s, const void *in, uint32_t r, uint32_
                          int32_t *y, uint8_t *patch) {
     const int32_t top = (int32_t)(r * s->sh) - (int32_t)s->ph;
     const int32_t left = (int32_t)(c * s->sw) - (int32_t)s->pw;
-    uint32_t o, i, j;
+    uint32_t o;
     if (s->u8_input) {
+        uint32_t i, j;
         const uint8_t *x = (const uint8_t *)in;
         const uint32_t cin = s->in_c, k = (uint32_t)s->kh * s->kw * cin;
         uint32_t sum = 0;
@@ -196,22 +383,23 @@ static void bnr_layer_at(const bnr_stage *s, const void *in, uint32_t r, uint32_
             y[o] = (int32_t)sum - 2 * (int32_t)neg + s->offset[o];
         }
     } else {
+        /* the taps inside the input: rows i0..i1−1, columns j0..j1−1 of the kernel; each row's
+         * taps are contiguous in the weights and in the activations (channels last) */
         const uint32_t *x = (const uint32_t *)in;
         const uint32_t wp = bnr_words64(s->in_c); /* words per position */
-        for (o = 0; o < s->out_c; ++o) y[o] = 0;
-        for (i = 0; i < s->kh; ++i) {
-            const int32_t hi_ = top + (int32_t)i;
-            if (hi_ < 0 || hi_ >= (int32_t)s->in_h) continue;
-            for (j = 0; j < s->kw; ++j) {
-                const int32_t wi = left + (int32_t)j;
-                const uint32_t *a;
-                if (wi < 0 || wi >= (int32_t)s->in_w) continue;
-                a = x + ((uint32_t)hi_ * s->in_w + (uint32_t)wi) * wp;
-                for (o = 0; o < s->out_c; ++o) {
-                    const uint32_t *w = s->weight + (size_t)o * s->row_words +
-                                        (i * s->kw + j) * wp;
-                    y[o] += (int32_t)s->in_c - 2 * (int32_t)bnr_xor_popcount(a, w, wp);
-                }
+        const int32_t i0 = top < 0 ? -top : 0, j0 = left < 0 ? -left : 0;
+        int32_t i1 = (int32_t)s->kh, j1 = (int32_t)s->kw;
+        if (top + i1 > (int32_t)s->in_h) i1 = (int32_t)s->in_h - top;
+        if (left + j1 > (int32_t)s->in_w) j1 = (int32_t)s->in_w - left;
+        if (i0 >= i1 || j0 >= j1) {
+            for (o = 0; o < s->out_c; ++o) y[o] = 0;
+        } else {
+            const uint32_t *a = x + ((uint32_t)(top + i0) * s->in_w + (uint32_t)(left + j0)) * wp;
+            const uint32_t rows = (uint32_t)(i1 - i0), n = (uint32_t)(j1 - j0) * wp;
+            const int32_t valid = (int32_t)(rows * (uint32_t)(j1 - j0) * s->in_c);
+            const uint32_t *w = s->weight + ((uint32_t)i0 * s->kw + (uint32_t)j0) * wp;
+            for (o = 0; o < s->out_c; ++o, w += s->row_words) {
+                y[o] = valid - 2 * (int32_t)bnr_xor_rows(a, s->in_w * wp, w, s->kw * wp, rows, n);
             }
         }
     }
