@@ -140,6 +140,7 @@ class FirmwareRun:
     instructions: list[float]  # per image, from SysTick (see the module docstring)
     stack_bytes: int  # high-water mark of the stack (painting)
     elf: Path
+    stages: list[list[float]]  # per image, per stage: instructions of that stage (-DBNR_STAGE_HOOK)
 
 
 def build_firmware(
@@ -193,15 +194,18 @@ def run_firmware(elf: Path, board: str, timeout: float = 900) -> FirmwareRun:
     text = (done.stdout + done.stderr).decode(errors="replace")  # semihosting writes stderr
     if done.returncode != 0:
         raise AssertionError(f"{elf} on {b.machine} exited {done.returncode}: {text[-2000:]}")
-    lines, counts, stack = [], [], -1
+    lines, counts, stack, stages = [], [], -1, []
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == "stack":
             stack = int(parts[1], 16)
+        elif parts and parts[0] == "stages":
+            ends = [int(p, 16) * b.instructions_per_tick for p in parts[1:]]
+            stages.append([e - s for s, e in zip([0.0, *ends[:-1]], ends, strict=True)])
         elif len(parts) >= 3 and all(len(p) in (4, 8) for p in parts):
             lines.append(" ".join(parts[:-1]))
             counts.append(int(parts[-1], 16) * b.instructions_per_tick)
-    return FirmwareRun(lines, counts, stack, elf)
+    return FirmwareRun(lines, counts, stack, elf, stages)
 
 
 def section_sizes(elf: Path, board: str = "m4") -> dict[str, int]:

@@ -469,6 +469,7 @@ int {name}_predict(const uint8_t *input, float *scores, void *arena);
         src = "input" if k == 0 else regions_at[(k - 1) % 2]
         dst = "scores" if k == len(stages) - 1 else regions_at[k % 2]
         body.append(f"    bnr_stage_run(&{name}_stages[{k}], {src}, {dst}, scratch);")
+        body.append(f"    BNR_STAGE_DONE({k});")
     body += [f"    return bnr_argmax(scores, {graph.num_classes}u);", "}", ""]
     parts.append("\n".join(body))
     return CSource(name, header, "".join(parts), input_bytes, graph.num_classes, arena, const)

@@ -63,6 +63,15 @@
 #include <arm_mve.h>
 #endif
 
+/* -DBNR_STAGE_HOOK=f calls void f(int stage) after each stage (to time the layers one by one,
+ * as examples/cortex-m/main.c does); by default nothing. */
+#if defined(BNR_STAGE_HOOK)
+void BNR_STAGE_HOOK(int stage);
+#define BNR_STAGE_DONE(k) BNR_STAGE_HOOK(k)
+#else
+#define BNR_STAGE_DONE(k) ((void)0)
+#endif
+
 typedef struct {
     uint32_t kh, kw, sh, sw;
 } bnr_pool;
@@ -385,7 +394,7 @@ static void bnr_xor_block(const uint32_t *a, uint32_t as, const uint32_t *w, uin
 }
 #endif
 
-#if !defined(BNR_XOR_MVE)
+#if !defined(BNR_XOR_MVE) && !(defined(BNR_POPCOUNT_BUILTIN) && !defined(BNR_XOR_MVE))
 /* A byte mask per 4 weight bits: bit k set → byte k all ones. */
 static const uint32_t bnr_byte_mask[16] = {
     0x00000000u, 0x000000ffu, 0x0000ff00u, 0x0000ffffu, 0x00ff0000u, 0x00ff00ffu,
@@ -393,6 +402,7 @@ static const uint32_t bnr_byte_mask[16] = {
     0xffff0000u, 0xffff00ffu, 0xffffff00u, 0xffffffffu};
 #endif
 
+#if !defined(BNR_POPCOUNT_BUILTIN) || defined(BNR_XOR_MVE)
 /* The 4 pixels px[4g..4g+3] masked by bits 4g..4g+3 of `bits`. */
 #define BNR_MASKED4(px, bits, g, out)                                   \
     do {                                                                \
@@ -441,6 +451,38 @@ static uint32_t bnr_masked_sum(const uint8_t *px, const uint32_t *w, uint32_t n)
 #endif
     return total;
 }
+#endif
+
+#if defined(BNR_POPCOUNT_BUILTIN) && !defined(BNR_XOR_MVE)
+/* With a popcount instruction the paper's bit planes are cheaper than adding pixels: the patch
+ * is turned, in place and 32 pixels at a time, into its 8 bit planes (word b of chunk j: bit i
+ * = bit b of pixel 32j + i), once per position for all outputs; then Σ_{i∈N} pᵢ =
+ * Σ_b 2^b·popcount(plane_b ∧ w), 8 AND-popcounts per 32 pixels (Algorithm 5). */
+#define BNR_U8_PLANES 1
+static void bnr_bit_planes(uint8_t *patch, uint32_t n) {
+    uint32_t j, i, b;
+    for (j = 0; j < n; ++j, patch += 32) {
+        uint32_t planes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (i = 0; i < 32; ++i) {
+            const uint32_t p = patch[i];
+            for (b = 0; b < 8; ++b) planes[b] |= ((p >> b) & 1u) << i;
+        }
+        memcpy(patch, planes, sizeof planes);
+    }
+}
+
+static uint32_t bnr_plane_sum(const uint32_t *planes, const uint32_t *w, uint32_t n) {
+    uint32_t total = 0, j;
+    for (j = 0; j < n; ++j, planes += 8) {
+        const uint32_t x = w[j];
+        total += bnr_popcount(planes[0] & x) + 2u * bnr_popcount(planes[1] & x) +
+                 4u * bnr_popcount(planes[2] & x) + 8u * bnr_popcount(planes[3] & x) +
+                 16u * bnr_popcount(planes[4] & x) + 32u * bnr_popcount(planes[5] & x) +
+                 64u * bnr_popcount(planes[6] & x) + 128u * bnr_popcount(planes[7] & x);
+    }
+    return total;
+}
+#endif
 
 /* The integers y [out_c] of the layer at output position (r, c). uint8 input: `patch` holds
  * 32·row_words bytes (scratch, 4-byte aligned): the kh·kw·C pixels, then zeros. */
@@ -467,9 +509,16 @@ static void bnr_layer_at(const bnr_stage *s, const void *in, uint32_t r, uint32_
         }
         memset(patch + k, 0, 32u * s->row_words - k);
         for (i = 0; i < k; ++i) sum += patch[i];
+#if defined(BNR_U8_PLANES)
+        bnr_bit_planes(patch, s->row_words);
+#endif
         for (o = 0; o < s->out_c; ++o) {
             const uint32_t *w = s->weight + (size_t)o * s->row_words;
+#if defined(BNR_U8_PLANES)
+            const uint32_t neg = bnr_plane_sum((const uint32_t *)(const void *)patch, w, s->row_words);
+#else
             const uint32_t neg = bnr_masked_sum(patch, w, s->row_words);
+#endif
             y[o] = (int32_t)sum - 2 * (int32_t)neg + s->offset[o];
         }
     } else {
