@@ -201,7 +201,8 @@ def run_firmware(elf: Path, board: str, timeout: float = 900) -> FirmwareRun:
             stack = int(parts[1], 16)
         elif parts and parts[0] == "stages":
             ends = [int(p, 16) * b.instructions_per_tick for p in parts[1:]]
-            stages.append([e - s for s, e in zip([0.0, *ends[:-1]], ends, strict=True)])
+            starts = [0.0, *ends[:-1]] if ends else []
+            stages.append([e - s for s, e in zip(starts, ends, strict=True)])
         elif len(parts) >= 3 and all(len(p) in (4, 8) for p in parts):
             lines.append(" ".join(parts[:-1]))
             counts.append(int(parts[-1], 16) * b.instructions_per_tick)

@@ -13,13 +13,14 @@
  *
  * uint8 input (the first layer): y = Σ (pᵢ − zp)·wᵢ = Σ pᵢwᵢ − zp·Σwᵢ, and with N the set of
  * −1 weights, Σ pᵢwᵢ = Σ pᵢ − 2·Σ_{i∈N} pᵢ; zp·Σwᵢ is a per-output constant computed at export
- * (`offset`). The engine sums over N on the patch's 8 bit planes (Algorithm 5 of the paper,
- * 8 AND-popcounts per 32 pixels); without a popcount instruction it is cheaper to add the pixels
+ * (`offset`). With a popcount instruction the sum over N is taken on the patch's 8 bit planes
+ * (Algorithm 5 of the paper, 8 AND-popcounts per 32 pixels); on Helium by predicated VADDVA
+ * (the weight bits as byte-lane predicates); otherwise it is cheaper to add the pixels
  * themselves: four at a time, each 32-bit word of pixels ANDed with a byte mask made from 4
  * weight bits (a 16-entry table), the masked bytes added by USADA8 (sum of four bytes, on cores
  * with the DSP extension: Cortex-M4, M7, M55, optional on M33) or in two 16-bit lanes
  * elsewhere. Measured on Cortex-M4 (benchmarks/mcu.py): 2.8x fewer instructions than the bit
- * planes for the MNIST MLP.
+ * planes with a SWAR popcount for the MNIST MLP.
  * A padded tap is a pixel equal to zp, which contributes (zp − zp)·wᵢ = 0.
  *
  * Padded taps of a ±1 convolution contribute 0 (torch pads binary activations with 0): they
