@@ -345,11 +345,11 @@ def test_kernel_variants_agree(workdir: Path, shipped, wide, variant: str, flags
 
 def _check_firmware(
     bnn: bnnfile.BNNFile, images: np.ndarray, directory: Path, name: str, board: str,
-    extra: str = "",
+    extra: str = "", opt: str = "-O2",
 ) -> None:  # fmt: skip
     want = ct.expected_lines(_model(bnn), images)
     # the images are constants: code memory on MPS2, the 8 MiB QSPI window on the AN547
-    elf = ct.build_firmware(directory, name, images, board, extra=extra)
+    elf = ct.build_firmware(directory, name, images, board, opt=opt, extra=extra)
     run = ct.run_firmware(elf, board)
     assert run.stack_bytes > 0
     assert all(c > 0 for c in run.instructions)
@@ -376,6 +376,18 @@ def test_cortex_m_shipped_mlp_and_convnet(
         d = workdir / f"mcu-{label}"
         _emit(bnn, d, label)
         _check_firmware(bnn, images, d, label, board, extra)
+
+
+@need_arm
+@pytest.mark.parametrize("opt", ["-O0", "-Os", "-O3"])
+def test_cortex_m_other_optimisation_levels(workdir: Path, wide, convnet, opt: str) -> None:
+    """The firmware and the kernels at other -O levels (at -O3 GCC vectorizes the start-up's
+    loops with MVE on the M55, so the start-up enables MVE before them)."""
+    for board in ("m4", "m55"):
+        for label, (bnn, images) in (("wide", wide), ("convnet", (convnet[0], convnet[1][:20]))):
+            d = workdir / f"opt-{label}"
+            _emit(bnn, d, label)
+            _check_firmware(bnn, images, d, label, board, opt=opt)
 
 
 @need_arm
