@@ -485,6 +485,43 @@ static uint32_t bnr_plane_sum(const uint32_t *planes, const uint32_t *w, uint32_
 }
 #endif
 
+#if defined(BNR_XOR_MVE)
+#if defined(__ARM_BIG_ENDIAN)
+#define BNR_BIG_ENDIAN 1
+#else
+#define BNR_BIG_ENDIAN 0
+#endif
+/* bnr_masked_sum for the four weight rows w + j·wo (four outputs), each pixel vector loaded once
+ * for all of them. */
+static void bnr_masked_sum4(const uint8_t *px, const uint32_t *w, uint32_t wo, uint32_t n,
+                            uint32_t *t) {
+    uint32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, i;
+    const uint32_t *w1 = w + wo, *w2 = w1 + wo, *w3 = w2 + wo;
+    for (i = 0; i < n; ++i, px += 32) {
+        const uint8x16_t lo = vldrbq_u8(px), hi = vldrbq_u8(px + 16);
+/* the weight word's halves as two 16-bit loads (a uint32 → uint16 conversion costs GCC a trip
+ * through the stack); byte order: Armv8.1-M as built little-endian */
+#define BNR_MVE_MASKED(t, q)                                                      \
+    do {                                                                          \
+        uint16_t h0_, h1_;                                                        \
+        memcpy(&h0_, (const uint8_t *)((q) + i) + (BNR_BIG_ENDIAN ? 2 : 0), 2);   \
+        memcpy(&h1_, (const uint8_t *)((q) + i) + (BNR_BIG_ENDIAN ? 0 : 2), 2);   \
+        (t) = vaddvaq_p_u8((t), lo, h0_);                                         \
+        (t) = vaddvaq_p_u8((t), hi, h1_);                                         \
+    } while (0)
+        BNR_MVE_MASKED(t0, w);
+        BNR_MVE_MASKED(t1, w1);
+        BNR_MVE_MASKED(t2, w2);
+        BNR_MVE_MASKED(t3, w3);
+#undef BNR_MVE_MASKED
+    }
+    t[0] = t0;
+    t[1] = t1;
+    t[2] = t2;
+    t[3] = t3;
+}
+#endif
+
 /* The integers y [out_c] of the layer at output position (r, c). uint8 input: `patch` holds
  * 32·row_words bytes (scratch, 4-byte aligned): the kh·kw·C pixels, then zeros. */
 static void bnr_layer_at(const bnr_stage *s, const void *in, uint32_t r, uint32_t c,
@@ -513,7 +550,18 @@ static void bnr_layer_at(const bnr_stage *s, const void *in, uint32_t r, uint32_
 #if defined(BNR_U8_PLANES)
         bnr_bit_planes(patch, s->row_words);
 #endif
-        for (o = 0; o < s->out_c; ++o) {
+        o = 0;
+#if defined(BNR_XOR_MVE)
+        for (; o + 4 <= s->out_c; o += 4) {
+            uint32_t neg[4], j;
+            bnr_masked_sum4(patch, s->weight + (size_t)o * s->row_words, s->row_words,
+                            s->row_words, neg);
+            for (j = 0; j < 4; ++j) {
+                y[o + j] = (int32_t)sum - 2 * (int32_t)neg[j] + s->offset[o + j];
+            }
+        }
+#endif
+        for (; o < s->out_c; ++o) {
             const uint32_t *w = s->weight + (size_t)o * s->row_words;
 #if defined(BNR_U8_PLANES)
             const uint32_t neg = bnr_plane_sum((const uint32_t *)(const void *)patch, w, s->row_words);
