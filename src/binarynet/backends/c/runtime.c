@@ -415,6 +415,11 @@ static const uint32_t bnr_byte_mask[16] = {
  * the eight groups of a word unrolled by hand so that every shift is a constant. */
 static uint32_t bnr_masked_sum(const uint8_t *px, const uint32_t *w, uint32_t n) {
     uint32_t total = 0, i;
+#if defined(__GNUC__) && !defined(__ARM_FEATURE_UNALIGNED)
+    /* the patch is 4-byte aligned: one load per 4 pixels where unaligned loads are not allowed
+     * (RISC-V), not four byte loads */
+    px = (const uint8_t *)__builtin_assume_aligned(px, 4);
+#endif
 #if defined(BNR_XOR_MVE)
     /* Helium: each half of a weight word is the byte-lane predicate of 16 pixels; a predicated
      * VADDVA adds the pixels of the −1 weights */
