@@ -1,8 +1,18 @@
 """Binarized networks on microcontrollers: flash, RAM and instructions per inference of the C
 export (binarynet.backends.c) on Cortex-M4/M7/M55 under QEMU, beside straightforward float32 and
-int8 C of the same networks (benchmarks/mcu_baselines.py) built with the same flags.
+int8 C of the same networks (benchmarks/mcu_baselines.py) built with the same flags; and the
+binary kernels layer by layer on Cortex-M4/M7/M55 and RV32 (with and without Zbb).
 
     python benchmarks/mcu.py [--models mlp256,mlp2048,convnet] [--boards m4,m7,m55] [--out F]
+    python benchmarks/mcu.py --part layers [--baseline-rev REV]     # the kernels alone
+
+Layers (``--part layers``): the 3×3 binary conv 128→128, pad 1, on 16×16 and 32×32 (37.7 M and
+151 M binary MACs), the layer alone = the network of tools/csource_targets.wide_conv_model with
+the layer twice minus the same network with it once; and the shipped MNIST MLP stage by stage
+(-DBNR_STAGE_HOOK: the counter read after each stage). On Cortex-M4/M7/M55 (SysTick under
+-icount shift=0) and RV32IMC / RV32IMC + Zbb (instret under qemu-system-riscv32 -M virt
+-icount shift=0), all with GCC 12 -O2. ``--baseline-rev`` builds the same C with the runtime of
+another git revision (e.g. the parent of a kernel change), side by side in the same run.
 
 Models: the shipped MNIST MLP 784-256-256-10 (binarynet.pretrained, trained), the paper's MNIST
 MLP 784-2048×3-10 (Torch7 code) and CIFAR-10 ConvNet (random weights and batch-norm statistics:
@@ -33,9 +43,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +172,138 @@ def measure(bnn: bnnfile.BNNFile, impl: str, board: str, directory: Path, extra:
     return row
 
 
+# --------------------------------------------------------------------------------------------
+# The kernels layer by layer
+# --------------------------------------------------------------------------------------------
+
+LAYER_BOARDS = "m4,m7,m55,rv32,rv32-zbb"
+CONV = (128, 3)  # channels, kernel
+
+
+def _runtime_at(rev: str) -> str:
+    """runtime.c as of git revision ``rev`` (with the stage hook's no-op where it has none)."""
+    text = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:src/binarynet/backends/c/runtime.c"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "BNR_STAGE_DONE" not in text:  # the stage hook, as the runtime of this tree has it
+        hook = "#if defined(BNR_STAGE_HOOK)\nvoid BNR_STAGE_HOOK(int stage);\n"
+        hook += "#define BNR_STAGE_DONE(k) BNR_STAGE_HOOK(k)\n#else\n"
+        text = hook + "#define BNR_STAGE_DONE(k) ((void)0)\n#endif\n" + text
+    return text
+
+
+def _write_c(bnn: bnnfile.BNNFile, directory: Path, runtime: str | None) -> None:
+    """NAME.h / NAME.c of ``bnn`` as ``net``, with another runtime pasted in if given."""
+    src = csource.emit_c(bnn, "net")
+    ours = resources.files("binarynet.backends.c").joinpath("runtime.c").read_text("utf-8")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in src.files.items():
+        if runtime is not None and name.endswith(".c"):
+            assert ours in text
+            text = text.replace(ours, runtime)
+        (directory / name).write_text(text)
+
+
+def _run(bnn: bnnfile.BNNFile, board: str, directory: Path, runtime: str | None, extra: str = ""):
+    model = engine.Model(bnn)
+    images = ct.images_for(model, 1, seed=0)
+    _write_c(bnn, directory, runtime)
+    elf = ct.build_firmware(directory, "net", images, board, extra=extra)
+    run = ct.run_firmware(elf, board, timeout=3600)
+    sizes = ct.section_sizes(elf, board)
+    flash = sum(sizes.get(k, 0) for k in (".text", ".rodata", ".ARM.exidx", ".data")) - images.size
+    ram = sizes.get(".data", 0) + sizes.get(".bss", 0) + run.stack_bytes
+    exact = ct.compare(run.lines, ct.expected_lines(model, images)) == []
+    return run, flash, ram, exact
+
+
+def conv_layer(board: str, side: int, tmp: Path, runtime: str | None, tag: str) -> dict:
+    """The binary conv alone: instructions of the network with it twice minus once."""
+    counts, sizes, exact = [], [], True
+    for repeats in (1, 2):
+        d = tmp / f"conv{side}-{repeats}-{board}-{tag}"
+        bnn = ct.wide_conv_model(d.with_suffix(".bnn"), side, repeats, CONV[0])
+        run, flash, ram, ok = _run(bnn, board, d, runtime)
+        counts.append(run.instructions[0])
+        sizes.append((flash, ram))
+        exact = exact and ok
+    macs = side * side * CONV[0] * CONV[0] * CONV[1] * CONV[1]
+    layer = counts[1] - counts[0]
+    return {
+        "board": board,
+        "core": ct.BOARDS[board].core,
+        "side": side,
+        "runtime": tag,
+        "binary_macs": macs,
+        "instructions": layer,
+        "macs_per_instruction": macs / layer,
+        "layer_flash_bytes": sizes[1][0] - sizes[0][0],
+        "network_flash_bytes": sizes[0][0],
+        "network_ram_bytes": sizes[0][1],
+        "exact": exact,
+    }
+
+
+def mlp_stages(bnn: bnnfile.BNNFile, board: str, tmp: Path, runtime: str | None, tag: str) -> dict:
+    """The shipped MLP: total instructions, then stage by stage (a build with the hook)."""
+    d = tmp / f"mlp-{board}-{tag}"
+    run, flash, ram, exact = _run(bnn, board, d, runtime)
+    staged, _, _, exact_staged = _run(
+        bnn, board, d, runtime, extra="-DBNR_STAGE_HOOK=board_stage_done"
+    )
+    return {
+        "board": board,
+        "core": ct.BOARDS[board].core,
+        "runtime": tag,
+        "instructions": run.instructions[0],
+        "stages": staged.stages[0],
+        "flash_bytes": flash,
+        "ram_bytes": ram,
+        "exact": exact and exact_staged,
+    }
+
+
+def layers(boards: list[str], sides: list[int], baseline_rev: str | None) -> dict:
+    runtimes: list[tuple[str, str | None]] = [("this", None)]
+    if baseline_rev:
+        runtimes.insert(0, (baseline_rev, _runtime_at(baseline_rev)))
+    out: dict = {"conv": [], "mlp": []}
+    shipped = bnnfile.load(pretrained.path("mnist-mlp-256"))
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        print(f"\nbinary 3×3 conv {CONV[0]}→{CONV[0]}, pad 1, the layer alone (instructions)")
+        print(f"  {'core':12} {'side':>5} {'runtime':>10} {'instructions':>14} {'MACs/instr':>10}"
+              f" {'layer flash':>12} {'net RAM':>9}  exact")  # fmt: skip
+        for board in boards:
+            for side in sides:
+                for tag, runtime in runtimes:
+                    row = conv_layer(board, side, tmp, runtime, tag)
+                    out["conv"].append(row)
+                    print(
+                        f"  {row['core']:12} {side:>5} {tag:>10} {row['instructions']:>14,.0f} "
+                        f"{row['macs_per_instruction']:>10.2f} "
+                        f"{_kib(row['layer_flash_bytes']):>12} {_kib(row['network_ram_bytes']):>9}"
+                        f"  {'yes' if row['exact'] else 'NO'}",
+                        flush=True,
+                    )
+        print("\nshipped MNIST MLP 784-256-256-10, stage by stage (instructions)")
+        for board in boards:
+            for tag, runtime in runtimes:
+                row = mlp_stages(shipped, board, tmp, runtime, tag)
+                out["mlp"].append(row)
+                stages = " + ".join(f"{s:,.0f}" for s in row["stages"])
+                print(
+                    f"  {row['core']:12} {tag:>10} {row['instructions']:>10,.0f} = {stages}  "
+                    f"flash {_kib(row['flash_bytes'])}, RAM {_kib(row['ram_bytes'])}, "
+                    f"exact {'yes' if row['exact'] else 'NO'}",
+                    flush=True,
+                )
+    return out
+
+
 def fits(flash: int, ram: int) -> list[str]:
     return [name for name, _, f, r in PARTS if flash <= f and ram <= r]
 
@@ -174,8 +318,29 @@ def main() -> int:
     parser.add_argument("--boards", default="m4,m7,m55")
     parser.add_argument("--impls", default="binary,float32,int8")
     parser.add_argument("--no-popcount", action="store_true", help="skip the popcount variants")
-    parser.add_argument("--out", type=Path, default=RESULTS / "mcu.json")
+    parser.add_argument("--out", type=Path, default=None, help="JSON (default: results/mcu.json, "
+                        "results/mcu_layers.json with --part layers)")  # fmt: skip
+    parser.add_argument("--part", choices=("networks", "layers"), default="networks")
+    parser.add_argument("--layer-boards", default=LAYER_BOARDS)
+    parser.add_argument("--sides", default="16,32", help="the conv's input sides (--part layers)")
+    parser.add_argument(
+        "--baseline-rev", default=None, help="also the runtime of this git revision"
+    )
     args = parser.parse_args()
+    if args.part == "layers":
+        boards = args.layer_boards.split(",")
+        missing = sorted({t for b in boards for t in ct.BOARDS[b].tools if not ct.have(t)})
+        if missing:
+            print(f"error: needs {', '.join(missing)}", file=sys.stderr)
+            return 2
+        sides = [int(v) for v in args.sides.split(",")]
+        found = {"method": __doc__, **layers(boards, sides, args.baseline_rev)}
+        out = args.out or RESULTS / "mcu_layers.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(found, indent=1))
+        print(f"\nwrote {out}")
+        return 0
+    args.out = args.out or RESULTS / "mcu.json"
     if not ct.have("arm-none-eabi-gcc", "qemu-system-arm", "make"):
         print("error: needs arm-none-eabi-gcc, qemu-system-arm and make", file=sys.stderr)
         return 2

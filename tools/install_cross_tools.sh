@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (Debian/Ubuntu, apt-get) the cross compilers and emulators the device tests use, when
 # missing: arm-none-eabi-gcc + newlib and qemu-system-arm (the C back-end on Cortex-M),
-# aarch64-linux-gnu-gcc/g++ and qemu-aarch64 (generated C and the NEON kernels on Armv8-A).
+# aarch64-linux-gnu-gcc/g++ and qemu-aarch64 (generated C and the NEON kernels on Armv8-A),
+# riscv64-unknown-elf-gcc + picolibc and qemu-system-riscv32 (the C back-end on RV32).
 # Without them those tests skip with the reason; this script warns and never fails the build.
 #
 #   tools/install_cross_tools.sh           every tool above
@@ -15,6 +16,9 @@ fi
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
+command -v riscv64-unknown-elf-gcc >/dev/null || need+=(gcc-riscv64-unknown-elf)
+[ -e /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || need+=(picolibc-riscv64-unknown-elf)
+command -v qemu-system-riscv32 >/dev/null || need+=(qemu-system-misc)
 if [ ${#need[@]} -eq 0 ]; then
     echo "cross tools: all present"
     exit 0

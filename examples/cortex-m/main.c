@@ -32,6 +32,19 @@ static char *hex(char *p, uint32_t v, int digits) {
     return p;
 }
 
+#if defined(BNR_STAGE_HOOK)
+/* -DBNR_STAGE_HOOK=board_stage_done: the counter at the end of each stage of the model, printed
+ * after each image as "stages t0 t1 ..." (cumulative, in counter ticks) */
+#define MAX_STAGES 64
+void board_stage_done(int stage);
+static uint32_t stage_ticks[MAX_STAGES];
+static int stages_seen;
+void board_stage_done(int stage) {
+    if (stage < MAX_STAGES) stage_ticks[stage] = board_counter_read();
+    if (stage + 1 > stages_seen) stages_seen = stage + 1;
+}
+#endif
+
 int main(void) {
     float scores[UPPER_NUM_CLASSES];
     char line[16 + 9 * UPPER_NUM_CLASSES + 16];
@@ -55,6 +68,21 @@ int main(void) {
         *p++ = '\n';
         *p = 0;
         board_write(line);
+#if defined(BNR_STAGE_HOOK)
+        {
+            char stages[8 + 9 * MAX_STAGES + 2], *q = stages;
+            int k;
+            strcpy(q, "stages");
+            q += 6;
+            for (k = 0; k < stages_seen && k < MAX_STAGES; ++k) {
+                *q++ = ' ';
+                q = hex(q, stage_ticks[k], 8);
+            }
+            *q++ = '\n';
+            *q = 0;
+            board_write(stages);
+        }
+#endif
     }
     strcpy(line, "stack ");
     *hex(line + 6, board_stack_used(), 8) = 0;

@@ -1,5 +1,6 @@
-/* Minimal Cortex-M start-up for the example: vector table, reset handler (copy .data, zero .bss,
- * paint the free stack, enable the FPU, call main, exit), ARM semihosting, SysTick counting. */
+/* Minimal Cortex-M start-up for the example: vector table, reset handler (enable the FPU and
+ * MVE, copy .data, zero .bss, paint the free stack, call main, exit), ARM semihosting, SysTick
+ * counting. */
 #include <stdint.h>
 
 #include "board.h"
@@ -72,13 +73,14 @@ static void paint_stack(void) {
 void Reset_Handler(void);
 void Reset_Handler(void) {
     uint32_t *src = &__data_load, *dst = &__data_start;
-    while (dst < &__data_end) *dst++ = *src++;
-    for (dst = &__bss_start; dst < &__bss_end;) *dst++ = 0;
-    paint_stack();
-#if defined(__ARM_FP)
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+    /* first: at -O3 the compiler may vectorize the loops below (MVE on Cortex-M55) */
     *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20); /* CPACR: CP10, CP11 full access */
     __asm__ volatile("dsb\n\tisb");
 #endif
+    while (dst < &__data_end) *dst++ = *src++;
+    for (dst = &__bss_start; dst < &__bss_end;) *dst++ = 0;
+    paint_stack();
     board_exit(main());
 }
 

@@ -41,6 +41,18 @@ need_arm = pytest.mark.skipif(
     reason="needs arm-none-eabi-gcc (gcc-arm-none-eabi, libnewlib-arm-none-eabi) and "
     "qemu-system-arm",
 )
+need_riscv = pytest.mark.skipif(
+    not ct.have(*ct.BOARDS["rv32"].tools),
+    reason="needs riscv64-unknown-elf-gcc (gcc-riscv64-unknown-elf, picolibc-riscv64-unknown-elf) "
+    "and qemu-system-riscv32 (qemu-system-misc)",
+)
+# Every kernel variant the runtime can be forced to on a host C compiler: the XOR-popcount
+# (carry-save, one popcount per word) × the popcount of a word (SWAR, byte table, builtin)
+HOST_VARIANTS = [
+    (f"{xor}-{pop}", (f"-DBNR_XOR_{xor}=1", f"-DBNR_POPCOUNT_{pop}=1"))
+    for xor in ("CSA", "WORD")
+    for pop in ("SWAR", "TABLE", "BUILTIN")
+]
 need_aarch64 = pytest.mark.skipif(
     not ct.have("aarch64-linux-gnu-gcc", "qemu-aarch64"),
     reason="needs aarch64-linux-gnu-gcc (gcc-aarch64-linux-gnu) and qemu-aarch64 (qemu-user)",
@@ -99,6 +111,14 @@ def convnet(workdir: Path) -> tuple[bnnfile.BNNFile, np.ndarray]:
     return bnn, _random_images(_model(bnn), MCU_IMAGES, 1)
 
 
+@pytest.fixture(scope="module")
+def wide(workdir: Path) -> tuple[bnnfile.BNNFile, np.ndarray]:
+    """128-channel 3×3 convs on 6×6 (the benchmark's layer, smaller): popcounts of 1 152 bits
+    per output, past every 8- and 16-bit partial sum of the kernels."""
+    bnn = ct.wide_conv_model(workdir / "wide.bnn", 6, 2)
+    return bnn, _random_images(_model(bnn), 4, 2)
+
+
 # --------------------------------------------------------------------------------------------
 # What is generated
 # --------------------------------------------------------------------------------------------
@@ -114,10 +134,15 @@ def test_generated_files_are_self_contained(workdir: Path) -> None:
         for line in text.splitlines()
         if line.startswith("#include")
     }
-    # <arm_neon.h> only where the target has NEON (Armv8-A: vcnt), from its predefined macros
-    assert includes == {"<stdint.h>", "<stddef.h>", "<string.h>", '"digits.h"', "<arm_neon.h>"}
+    # <arm_neon.h> / <arm_mve.h> only where the target has NEON (Armv8-A: vcnt) or Helium (MVE),
+    # from its predefined macros
+    assert includes == {
+        "<stdint.h>", "<stddef.h>", "<string.h>", '"digits.h"', "<arm_neon.h>", "<arm_mve.h>"
+    }  # fmt: skip
     neon_guard = "#if defined(__aarch64__) && defined(__ARM_NEON) && defined(__GNUC__)\n"
     assert neon_guard + "#include <arm_neon.h>" in source.source
+    assert "#if defined(BNR_XOR_MVE)\n#include <arm_mve.h>" in source.source
+    assert "#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)" in source.source
     for needle in ("malloc", "double"):
         assert needle not in source.source, needle  # no heap, no double precision
     # no global mutable state: every file-scope object is const (functions are not objects)
@@ -125,13 +150,67 @@ def test_generated_files_are_self_contained(workdir: Path) -> None:
                          source.source, re.MULTILINE)  # fmt: skip
     assert objects and all(" const " in f" {o} " for o in objects), objects
     assert "int digits_predict(const uint8_t *input, float *scores, void *arena);" in source.header
-    assert f"#define DIGITS_INPUT_BYTES {28 * 28}u" in source.header
-    assert "#define DIGITS_NUM_CLASSES 10u" in source.header
-    assert f"#define DIGITS_ARENA_BYTES {source.arena_bytes}u" in source.header
+    assert f"#define DIGITS_INPUT_BYTES {28 * 28}\n" in source.header
+    assert "#define DIGITS_NUM_CLASSES 10\n" in source.header
+    assert f"#define DIGITS_ARENA_BYTES {source.arena_bytes}\n" in source.header
     # every weight bit is in the constants: 784·256 + 256·256 + 256·10 bits, rows padded to 64
     weight_bits = 256 * 832 + 256 * 256 + 10 * 256
     assert source.const_bytes >= weight_bits // 8
     assert source.const_bytes < weight_bits // 8 + 8 * 1024
+
+
+def _readme_c_snippet(path: Path) -> str:
+    """The ```c block of ``path``'s microcontroller section."""
+    text = path.read_text(encoding="utf-8")
+    blocks = re.findall(r"```c\n(.*?)```", text, re.DOTALL)
+    assert blocks, f"no C block in {path}"
+    return blocks[0]
+
+
+@need_cc
+@pytest.mark.parametrize("doc", ["README.md", "docs/mcu.md"])
+def test_readme_c_snippet_compiles_with_werror(tmp_path: Path, doc: str) -> None:
+    """The documented C snippet, plus the natural int loop over the classes and a size_t use of
+    the byte counts, compiles under -std=c99 -Wall -Wextra -Werror -pedantic against the exported
+    model, links and runs: the header's counts are plain int constants."""
+    snippet = _readme_c_snippet(ROOT / doc)
+    outer = [ln for ln in snippet.splitlines() if ln.startswith(("#include", "static "))]
+    inner = [ln for ln in snippet.splitlines() if ln.strip() and ln not in outer]
+    assert any("mnist_mlp_predict" in ln for ln in inner), snippet
+    csource.write_c(bnnfile.load(pretrained.path()), tmp_path, "mnist_mlp")
+    program = "\n".join(
+        [
+            "#include <stdint.h>",
+            "#include <stdio.h>",
+            "#include <string.h>",
+            *outer,
+            "static int classify(const uint8_t *image) {",
+            *inner,
+            "    for (int i = 0; i < MNIST_MLP_NUM_CLASSES; i++) {",
+            "        if (scores[i] > scores[digit]) return -1;",
+            "    }",
+            "    return digit;",
+            "}",
+            "int main(void) {",
+            "    static uint8_t image[MNIST_MLP_INPUT_BYTES];",
+            "    size_t bytes = MNIST_MLP_INPUT_BYTES;",
+            "    memset(image, 0, bytes);",
+            "    if (sizeof arena < (size_t)MNIST_MLP_ARENA_BYTES) return 1;",
+            "    for (int i = 0; i < MNIST_MLP_INPUT_BYTES; i++) image[i] = (uint8_t)(i % 251);",
+            '    printf("%d\\n", classify(image));',
+            "    return 0;",
+            "}",
+            "",
+        ]
+    )
+    (tmp_path / "snippet.c").write_text(program)
+    exe = tmp_path / "snippet"
+    cmd = ["cc", *ct.STRICT, "-O1", f"-I{tmp_path}", str(tmp_path / "snippet.c")]
+    cmd += [str(tmp_path / "mnist_mlp.c"), "-o", str(exe)]
+    built = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    done = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    assert 0 <= int(done.stdout) < 10
 
 
 def test_default_name_is_the_model_name() -> None:
@@ -228,38 +307,48 @@ def test_host_random_graphs_strict_c99(workdir: Path) -> None:
 
 
 @need_cc
-def test_host_sanitizers_and_fma_contraction(workdir: Path, convnet) -> None:
+@pytest.mark.parametrize("xor", ["CSA", "WORD"])
+def test_host_sanitizers_and_fma_contraction(workdir: Path, convnet, wide, xor: str) -> None:
     """ASan + UBSan (any report fails), and -ffp-contract=fast with FMA instructions available:
-    the scores stay bit-identical (each float32 step is stored to a volatile)."""
+    the scores stay bit-identical (each float32 step is stored to a volatile); for each XOR-
+    popcount kernel."""
     if not _sanitizers_work(workdir):
         pytest.skip("cc cannot build with -fsanitize=address,undefined here")
-    sanitize = (*ct.STRICT, "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover")
-    fma = (*ct.STRICT, "-O3", "-ffp-contract=fast")
+    force = (f"-DBNR_XOR_{xor}=1",)
+    sanitize = (*ct.STRICT, *force, "-O1", "-g", "-fsanitize=address,undefined")
+    sanitize = (*sanitize, "-fno-sanitize-recover")
+    fma = (*ct.STRICT, *force, "-O3", "-ffp-contract=fast")
     if subprocess.run(["cc", "-dumpmachine"], capture_output=True, text=True).stdout.startswith(
         "x86_64"
     ):
         fma = (*fma, "-mfma")
-    models = [(convnet[0], convnet[1][:40], "convnet")]
+    models = [(convnet[0], convnet[1][:40], "convnet"), (wide[0], wide[1][:2], "wide")]
     models += [(_random_bnn(seed, workdir), None, f"s{seed}") for seed in range(100, 115)]
     for bnn, images, label in models:
         if images is None:
             images = _random_images(_model(bnn), 8, 7)
         d = workdir / f"san-{label}"
         _emit(bnn, d, "net")
-        _check_hosted(bnn, images, d, "net", cflags=sanitize, tag="asan")
-        _check_hosted(bnn, images, d, "net", cflags=fma, tag="fma")
+        _check_hosted(bnn, images, d, "net", cflags=sanitize, tag=f"asan-{xor}")
+        _check_hosted(bnn, images, d, "net", cflags=fma, tag=f"fma-{xor}")
 
 
 @need_cc
-def test_popcount_variants_agree(workdir: Path) -> None:
-    """The three portable popcounts (SWAR, byte table, compiler builtin), forced in turn."""
-    bnn = _random_bnn(3, workdir)
-    images = _random_images(_model(bnn), 10, 3)
-    d = workdir / "popcount"
-    _emit(bnn, d, "net")
-    for variant in ("SWAR", "TABLE", "BUILTIN"):
-        flags = (*ct.STRICT, "-O2", f"-DBNR_POPCOUNT_{variant}=1")
-        _check_hosted(bnn, images, d, "net", cflags=flags, tag=variant)
+@pytest.mark.parametrize(("variant", "flags"), HOST_VARIANTS, ids=[v for v, _ in HOST_VARIANTS])
+def test_kernel_variants_agree(workdir: Path, shipped, wide, variant: str, flags) -> None:
+    """Each forced variant gives the engine's bits on random graphs, the shipped MLP and the
+    128-channel convs."""
+    cflags = (*ct.STRICT, "-O2", *flags)
+    for seed in (3, 11, 17):
+        bnn = _random_bnn(seed, workdir)
+        d = workdir / f"variant-r{seed}"
+        _emit(bnn, d, "net")
+        images = _random_images(_model(bnn), 10, seed)
+        _check_hosted(bnn, images, d, "net", cflags=cflags, tag=variant)
+    for label, (bnn, images) in (("mlp", (shipped[0], shipped[1][:50])), ("wide", wide)):
+        d = workdir / f"variant-{label}"
+        _emit(bnn, d, "net")
+        _check_hosted(bnn, images, d, "net", cflags=cflags, tag=variant)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,24 +357,50 @@ def test_popcount_variants_agree(workdir: Path) -> None:
 
 
 def _check_firmware(
-    bnn: bnnfile.BNNFile, images: np.ndarray, directory: Path, name: str, board: str
-) -> None:
+    bnn: bnnfile.BNNFile, images: np.ndarray, directory: Path, name: str, board: str,
+    extra: str = "", opt: str = "-O2",
+) -> None:  # fmt: skip
     want = ct.expected_lines(_model(bnn), images)
     # the images are constants: code memory on MPS2, the 8 MiB QSPI window on the AN547
-    run = ct.run_firmware(ct.build_firmware(directory, name, images, board), board)
+    elf = ct.build_firmware(directory, name, images, board, opt=opt, extra=extra)
+    run = ct.run_firmware(elf, board)
     assert run.stack_bytes > 0
     assert all(c > 0 for c in run.instructions)
     bad = ct.compare(run.lines, want)
-    assert bad == [], f"{name} on {board}: {len(bad)} images differ, first {bad[:5]}"
+    assert bad == [], f"{name} on {board} {extra}: {len(bad)} images differ, first {bad[:5]}"
+
+
+# (board, forced variant): each core's own choice, and the portable ones forced on it
+FIRMWARE_VARIANTS = [
+    ("m4", ""),  # carry-save, USADA8
+    ("m4", "-DBNR_XOR_WORD"),
+    ("m7", ""),
+    ("m55", ""),  # MVE
+    ("m55", "-DBNR_XOR_CSA"),
+]
 
 
 @need_arm
-@pytest.mark.parametrize("board", ["m4", "m7", "m55"])
-def test_cortex_m_shipped_mlp_and_convnet(workdir: Path, shipped, convnet, board: str) -> None:
-    for label, (bnn, images) in (("mlp", shipped), ("convnet", convnet)):
+@pytest.mark.parametrize(("board", "extra"), FIRMWARE_VARIANTS)
+def test_cortex_m_shipped_mlp_and_convnet(
+    workdir: Path, shipped, convnet, wide, board: str, extra: str
+) -> None:
+    for label, (bnn, images) in (("mlp", shipped), ("convnet", convnet), ("wide", wide)):
         d = workdir / f"mcu-{label}"
         _emit(bnn, d, label)
-        _check_firmware(bnn, images, d, label, board)
+        _check_firmware(bnn, images, d, label, board, extra)
+
+
+@need_arm
+@pytest.mark.parametrize("opt", ["-O0", "-Os", "-O3"])
+def test_cortex_m_other_optimisation_levels(workdir: Path, wide, convnet, opt: str) -> None:
+    """The firmware and the kernels at other -O levels (at -O3 GCC vectorizes the start-up's
+    loops with MVE on the M55, so the start-up enables MVE before them)."""
+    for board in ("m4", "m55"):
+        for label, (bnn, images) in (("wide", wide), ("convnet", (convnet[0], convnet[1][:20]))):
+            d = workdir / f"opt-{label}"
+            _emit(bnn, d, label)
+            _check_firmware(bnn, images, d, label, board, opt=opt)
 
 
 @need_arm
@@ -296,6 +411,38 @@ def test_cortex_m_random_graphs(workdir: Path) -> None:
         _emit(bnn, d, "net")
         images = _random_images(_model(bnn), 6, seed)
         _check_firmware(bnn, images, d, "net", ("m4", "m7", "m55")[seed % 3])
+
+
+@need_riscv
+@pytest.mark.parametrize(
+    ("board", "extra"), [("rv32", ""), ("rv32-zbb", ""), ("rv32-zbb", "-DBNR_XOR_CSA")]
+)
+def test_riscv_shipped_mlp_convnet_and_random_graphs(
+    workdir: Path, shipped, convnet, wide, board: str, extra: str
+) -> None:
+    """RV32IMC (carry-save, SWAR popcount) and RV32IMC + Zbb (cpop) under qemu-system-riscv32
+    -M virt, the examples/riscv firmware."""
+    models = [("mlp", *shipped), ("convnet", *convnet), ("wide", *wide)]
+    for seed in range(400, 404):
+        bnn = _random_bnn(seed, workdir)
+        models.append((f"r{seed}", bnn, _random_images(_model(bnn), 6, seed)))
+    for label, bnn, images in models:
+        d = workdir / f"rv-{label}"
+        _emit(bnn, d, "net")
+        _check_firmware(bnn, images, d, "net", board, extra)
+
+
+@need_riscv
+def test_riscv_zbb_uses_cpop(workdir: Path, shipped) -> None:
+    """Under -march=rv32imc_zbb the generated code counts bits with cpop (and without Zbb not)."""
+    d = workdir / "rv-cpop"
+    _emit(shipped[0], d, "net")
+    for board, want in (("rv32-zbb", True), ("rv32", False)):
+        elf = ct.build_firmware(d, "net", shipped[1][:1], board)
+        text = subprocess.run(
+            ["riscv64-unknown-elf-objdump", "-d", str(elf)], capture_output=True, text=True
+        ).stdout
+        assert ("\tcpop\t" in text) == want, board
 
 
 @need_aarch64

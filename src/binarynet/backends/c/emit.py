@@ -441,9 +441,11 @@ def emit_c(bnn: bnnfile.BNNFile, name: str | None = None) -> CSource:
 
 #include <stdint.h>
 
-#define {upper}_INPUT_BYTES {input_bytes}u
-#define {upper}_NUM_CLASSES {graph.num_classes}u
-#define {upper}_ARENA_BYTES {arena}u
+/* Plain int constants: they compare without warnings with an int loop index and convert to
+ * size_t where a byte count is expected (memcpy, sizeof checks, array bounds). */
+#define {upper}_INPUT_BYTES {input_bytes}
+#define {upper}_NUM_CLASSES {graph.num_classes}
+#define {upper}_ARENA_BYTES {arena}
 
 #ifdef __cplusplus
 extern "C" {{
@@ -480,6 +482,7 @@ int {name}_predict(const uint8_t *input, float *scores, void *arena);
         src = "input" if k == 0 else regions_at[(k - 1) % 2]
         dst = "scores" if k == len(stages) - 1 else regions_at[k % 2]
         body.append(f"    bnr_stage_run(&{name}_stages[{k}], {src}, {dst}, scratch);")
+        body.append(f"    BNR_STAGE_DONE({k});")
     body += [f"    return bnr_argmax(scores, {graph.num_classes}u);", "}", ""]
     parts.append("\n".join(body))
     return CSource(name, header, "".join(parts), input_bytes, graph.num_classes, arena, const)
