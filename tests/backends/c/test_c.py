@@ -227,19 +227,6 @@ def test_bad_names_are_refused(bad: str) -> None:
         csource.emit_c(bnn, bad)
 
 
-def test_pm1_padded_convolution_is_refused_with_one_line(tmp_path: Path) -> None:
-    """The runtime pads bits with 0 only: a ±1-padded binary convolution is refused by name."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from torch_cases import get_case
-
-    bnn = bnnfile.load(get_case("pm1-trained-std").path)
-    with pytest.raises(
-        csource.CSourceError, match=r"^op 2 \(conv2d, torch module '4'\): pad_value -1"
-    ) as err:
-        csource.emit_c(bnn)
-    assert "\n" not in str(err.value)
-
-
 def test_gcn_zca_model_is_refused_with_what_to_do() -> None:
     graph, tensors = bm.random_model(bm.RngChooser(np.random.default_rng(5)))
     loaded = bnnfile.validate(bnnfile.graph_from_json(graph), tensors)
@@ -304,6 +291,48 @@ def test_host_random_graphs_strict_c99(workdir: Path) -> None:
         "dense-over-hwc",
     }
     assert wanted <= seen, wanted - seen
+
+
+def _pad_value_bnns(workdir: Path) -> list[tuple[str, bnnfile.BNNFile, np.ndarray]]:
+    """±1-padded binary convolutions: the trained torch cases padded with −1 and +1, and random
+    graphs whose padded convolutions on bits pad with 0, +1 or −1."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from torch_cases import get_case
+
+    cases = []
+    for name in ("pm1-trained-std", "pp1-trained-std"):
+        case = get_case(name)
+        cases.append((name, bnnfile.load(case.path), np.concatenate([case.x[:16], case.x[-4:]])))
+    for seed in range(300, 312):
+        rng = bm.RngChooser(np.random.default_rng(seed))
+        graph, tensors = bm.random_model(rng, pad_values=True)
+        path = workdir / f"pad{seed}.bnn"
+        bnnfile.save(path, graph, tensors)
+        bnn = bnnfile.load(path)
+        cases.append((f"pad{seed}", bnn, _random_images(_model(bnn), 10, seed)))
+    pads = {getattr(op, "pad_value", 0) for _, bnn, _ in cases for op in bnn.graph.ops}
+    assert {-1, 1} <= pads, pads
+    return cases
+
+
+@need_cc
+@pytest.mark.parametrize("xor", ["CSA", "WORD"])
+def test_host_pm1_padded_convolutions(workdir: Path, xor: str) -> None:
+    """A padded tap of a ±1 input adds pad·(C − 2·#{w = −1}): the C output equals the engine's
+    classes and score bits with each bit-level kernel."""
+    for name, bnn, images in _pad_value_bnns(workdir):
+        d = workdir / f"{name}-{xor}"
+        _emit(bnn, d, "net")
+        _check_hosted(bnn, images, d, "net", cflags=(*ct.STRICT, "-O2", f"-DBNR_XOR_{xor}"))
+
+
+@need_arm
+@pytest.mark.parametrize("board", ["m4", "m55"])
+def test_cortex_m_pm1_padded_convolutions(workdir: Path, board: str) -> None:
+    for name, bnn, images in _pad_value_bnns(workdir)[:4]:
+        d = workdir / f"mcu-{name}"
+        _emit(bnn, d, "net")
+        _check_firmware(bnn, images, d, "net", board)
 
 
 @need_cc

@@ -35,7 +35,6 @@ from binarynet.graph.ops import (
     MaxPool2d,
     Scores,
     Threshold,
-    op_label,
 )
 from binarynet.graph.values import INT32_MIN, ValueInfo
 from binarynet.graph.visitor import GraphVisitor
@@ -194,6 +193,7 @@ class StageLayer:
     out_c: int
     weight: np.ndarray  # uint64 [O, ...], as in the file
     offset: np.ndarray | None  # uint8 input: −zp·Σw per output
+    pad: int = 0  # ±1 input: the value of a padded tap (the conv2d op's pad_value)
 
     @property
     def row_words(self) -> int:
@@ -288,11 +288,6 @@ class _CEmitter(GraphVisitor[_Part]):
         )
 
     def visit_conv2d(self, op: Conv2d, x: ValueInfo, y: ValueInfo) -> _Part:
-        if op.pad_value:  # the runtime pads bits with the third value 0 only
-            raise CSourceError(
-                f"{op_label(self.graph.ops.index(op), op)}: pad_value {op.pad_value} (±1 "
-                "padding) is not supported by the C back-end yet; it pads with 0"
-            )
         weight = self.tensors[op.weight]
         u8 = x.kind == "u8"
         offset = op.u8_offset(x, self.tensors, self.graph.input.zero_point) if u8 else None
@@ -309,6 +304,7 @@ class _CEmitter(GraphVisitor[_Part]):
             op.out_channels,
             weight,
             offset,
+            op.pad_value,
         )
 
     def visit_maxpool2d(self, op: MaxPool2d, x: ValueInfo, y: ValueInfo) -> _Part:
@@ -380,9 +376,9 @@ def _stage_row(name: str, n: int, s: Stage, zero_point: int, arrays: list[str]) 
         f"{layer.out_hw[0]}u, {layer.out_hw[1]}u, {layer.out_c}u, {layer.row_words}u, "
         f"{s.out_hw[0]}u, {s.out_hw[1]}u, {name}_w{n}, {refs['offset']}, {refs['pools']}, "
         f"{refs['lo']}, {refs['hi']}, {input_scale}, {refs['bias']}, {refs['scale']}, "
-        f"{refs['shift']}}}"
+        f"{refs['shift']}, {layer.pad}}}"
     )
-    return row, const + 96  # the row itself: 18 words, 7 pointers, a float (≤ 96 bytes)
+    return row, const + 100  # the row itself: 19 words, 7 pointers, a float (≤ 100 bytes)
 
 
 def _describe(graph: Graph) -> str:

@@ -23,8 +23,9 @@
  * planes with a SWAR popcount for the MNIST MLP.
  * A padded tap is a pixel equal to zp, which contributes (zp − zp)·wᵢ = 0.
  *
- * Padded taps of a ±1 convolution contribute 0 (torch pads binary activations with 0): they
- * are skipped. Max-pooling takes the maximum of the integers y before the threshold, exactly
+ * Padded taps of a ±1 convolution contribute 0 when it pads with 0 (the third value, as torch
+ * pads binary activations by default): they are skipped. With pad_value ±1 each padded tap
+ * contributes pad·Σ_c w_c (bnr_pad_taps). Max-pooling takes the maximum of the integers y before the threshold, exactly
  * as the graph defines it. The only floating point is the scores: four float32 operations in
  * the engine's order, each stored to a volatile so that no compiler fuses a multiply and an add
  * (an FMA rounds once and would change the last bit).
@@ -93,6 +94,7 @@ typedef struct {
     const int32_t *lo, *hi; /* threshold: +1 iff lo ≤ y ≤ hi; NULL for the scores stage */
     float input_scale;
     const float *bias, *scale, *shift; /* scores stage (bias may be NULL) */
+    int32_t pad; /* ±1 input: the value of a padded tap (0, +1 or −1) */
 } bnr_stage;
 
 static uint32_t bnr_words64(uint32_t k) { return 2u * ((k + 63u) / 64u); }
@@ -527,6 +529,34 @@ static void bnr_masked_sum4(const uint8_t *px, const uint32_t *w, uint32_t wo, u
 }
 #endif
 
+/* ±1 padding: a padded tap of a ±1 input is the value `pad` in every channel, which adds
+ * pad·Σ_c w_c = pad·(C − 2·#{c : w_c = −1}) to each output; the taps inside the input, rows
+ * i0..i1−1 and columns j0..j1−1 of the kernel, are summed by the caller. Only border positions
+ * get here, so the bits are counted one at a time. */
+static void bnr_pad_taps(const bnr_stage *s, int32_t i0, int32_t i1, int32_t j0, int32_t j1,
+                         int32_t *y) {
+    const uint32_t wp = bnr_words64(s->in_c);
+    uint32_t o, k;
+    int32_t i, j;
+    for (o = 0; o < s->out_c; ++o) {
+        const uint32_t *w = s->weight + (size_t)o * s->row_words;
+        int32_t extra = 0;
+        for (i = 0; i < (int32_t)s->kh; ++i) {
+            for (j = 0; j < (int32_t)s->kw; ++j) {
+                const uint32_t *tap = w + ((uint32_t)i * s->kw + (uint32_t)j) * wp;
+                uint32_t neg = 0;
+                if (i >= i0 && i < i1 && j >= j0 && j < j1) continue;
+                for (k = 0; k < wp; ++k) {
+                    uint32_t v = tap[k];
+                    for (; v != 0u; v &= v - 1u) ++neg;
+                }
+                extra += (int32_t)s->in_c - 2 * (int32_t)neg;
+            }
+        }
+        y[o] += s->pad * extra;
+    }
+}
+
 /* The integers y [out_c] of the layer at output position (r, c). uint8 input: `patch` holds
  * 32·row_words bytes (scratch, 4-byte aligned): the kh·kw·C pixels, then zeros. */
 static void bnr_layer_at(const bnr_stage *s, const void *in, uint32_t r, uint32_t c,
@@ -603,6 +633,9 @@ static void bnr_layer_at(const bnr_stage *s, const void *in, uint32_t r, uint32_
             for (; o < s->out_c; ++o, w += s->row_words) {
                 y[o] = valid - 2 * (int32_t)bnr_xor_rows(a, s->in_w * wp, w, s->kw * wp, rows, n);
             }
+        }
+        if (s->pad != 0 && (i0 > 0 || j0 > 0 || i1 < (int32_t)s->kh || j1 < (int32_t)s->kw)) {
+            bnr_pad_taps(s, i0, i1, j0, j1, y);
         }
     }
 }
