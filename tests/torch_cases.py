@@ -100,6 +100,35 @@ def _train_a_little(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, shif
     model.eval()
 
 
+def _colour_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` 32×32 colour images (NCHW uint8) whose class (of 10) sets their mean colour, with
+    noise: a task one epoch of training makes progress on."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    palette = torch.randint(30, 226, (10, 3, 1, 1), generator=g).float()
+    noise = torch.randn((n, 3, 32, 32), generator=g) * 40
+    return (palette[labels] + noise).clamp(0, 255).to(torch.uint8), labels
+
+
+def _train_one_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One epoch of Adam over (x, y) in batches of 64, as the trainer does; the last epoch's
+    accuracy on x."""
+    model.train()
+    lr = 2.0**-6
+    opt = torch.optim.Adam(param_groups(model, lr, glorot=True, pow2=False), lr=lr)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))
+    for start in range(0, len(x), 64):
+        idx = order[start : start + 64]
+        loss = square_hinge_loss(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        clip_weights_(model)
+    model.eval()
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
 _BNS = (ExactBatchNorm1d, ShiftBatchNorm1d)
 
 
@@ -226,6 +255,12 @@ def _build_case(name: str) -> Case:
         train_y = torch.randint(0, 7 if arch == "odd" else 10, (64,), generator=g)
     if state == "trained":
         _train_a_little(model, train_x, train_y, shift)
+    elif state == "epoch":  # one epoch over 1 024 labelled colour images
+        epoch_x, epoch_y = _colour_images(1024, seed=11)
+        accuracy = _train_one_epoch(model, epoch_x, epoch_y)
+        assert accuracy > 0.3, f"one epoch learnt nothing ({accuracy:.0%})"
+        x = np.concatenate([epoch_x[:200].permute(0, 2, 3, 1).numpy(), x])
+        x_torch = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     elif state == "stressed":
         _train_a_little(model, train_x, train_y, shift)
         assert _stress(model, x_torch[:512], seed=len(name)) > 0, "no ties were constructed"
@@ -247,7 +282,7 @@ CASES = [
         ("mlp", ("fresh", "trained", "stressed")),
         ("cifar", ("fresh", "trained", "stressed")),
         ("odd", ("trained", "stressed")),
-        ("pm1", ("trained", "stressed")),
+        ("pm1", ("trained", "stressed", "epoch")),
         ("pp1", ("trained",)),
     )
     for state in states

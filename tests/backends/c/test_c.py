@@ -300,7 +300,7 @@ def _pad_value_bnns(workdir: Path) -> list[tuple[str, bnnfile.BNNFile, np.ndarra
     from torch_cases import get_case
 
     cases = []
-    for name in ("pm1-trained-std", "pp1-trained-std"):
+    for name in ("pm1-epoch-std", "pm1-trained-std", "pp1-trained-std"):
         case = get_case(name)
         cases.append((name, bnnfile.load(case.path), np.concatenate([case.x[:16], case.x[-4:]])))
     for seed in range(300, 312):

@@ -73,14 +73,16 @@ def test_finn_hardware_layers_match_the_engine(name: str, tmp_path: Path) -> Non
 
 @pytest.mark.finn
 @needs_finn
-def test_finn_on_a_trained_pm1_padded_convnet(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["pm1-trained-std", "pm1-epoch-std"])
+def test_finn_on_a_trained_pm1_padded_convnet(tmp_path: Path, name: str) -> None:
     """The paper's ConvNet (width 1/8) with its binary convolutions padded with −1, trained by
-    the optimizer (tests/torch_cases.py), through FINN: XNOR hardware, the engine's classes."""
+    the optimizer (a few steps, or one epoch: tests/torch_cases.py), through FINN: XNOR
+    hardware, the engine's classes."""
     sys.path.insert(0, str(REPO / "tests"))
     from binarynet.backends import engine
     from torch_cases import get_case
 
-    case = get_case("pm1-trained-std")
+    case = get_case(name)
     onnx_path, npz = tmp_path / "pm1.onnx", tmp_path / "pm1.npz"
     write_qonnx(case.path, onnx_path, target="finn")
     scores = engine.load(case.path).scores(case.x, preprocess=False)
