@@ -1,0 +1,79 @@
+"""The export's cost: capture + pattern matching, and its self-check (torch and the reference
+interpreter on the probe inputs), for the paper's MNIST MLP 784-4096×3-10 and CIFAR-10 ConvNet.
+
+    python benchmarks/export_selfcheck.py [--probes 256]
+
+Prints a table and writes benchmarks/results/export_selfcheck.json. Fresh (untrained) models:
+the cost does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from binarynet.export import build_graph
+from binarynet.export.selfcheck import BORDER_VALUES, probe_inputs, self_check
+from binarynet.graph import bnnfile
+from binarynet.graph.reference import reference
+from binarynet.training.models import cifar10_convnet, mnist_mlp
+
+OUT = Path(__file__).resolve().parent / "results" / "export_selfcheck.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", type=int, default=256)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    rows = []
+    for name, model, shape in (
+        ("mnist_mlp(4096, 3)", mnist_mlp(4096, 3).eval(), (28, 28)),
+        ("cifar10_convnet()", cifar10_convnet().eval(), (3, 32, 32)),
+    ):
+        build_graph(model, shape, self_check=False)  # warm-up: torch.export's first call
+        start = time.perf_counter()
+        graph, tensors = build_graph(model, shape, self_check=False)
+        capture_s = time.perf_counter() - start
+        x = probe_inputs(shape, args.probes)
+        start = time.perf_counter()
+        with torch.no_grad():
+            model(torch.from_numpy(x))
+        torch_s = time.perf_counter() - start
+        xe = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
+        start = time.perf_counter()
+        reference(bnnfile.graph_to_json(graph), tensors, xe)
+        reference_s = time.perf_counter() - start
+        start = time.perf_counter()
+        self_check(model, graph, tensors, shape, args.probes)
+        check_s = time.perf_counter() - start
+        rows.append(
+            {
+                "model": name,
+                "probes": args.probes + len(BORDER_VALUES),
+                "capture_match_s": capture_s,
+                "torch_s": torch_s,
+                "reference_s": reference_s,
+                "self_check_s": check_s,
+            }
+        )
+    print(f"{'model':22} {'probes':>6} {'capture+match':>14} {'torch':>7} {'reference':>10} "
+          f"{'self-check':>11}")
+    for r in rows:
+        print(
+            f"{r['model']:22} {r['probes']:6d} {r['capture_match_s']:13.2f}s {r['torch_s']:6.2f}s "
+            f"{r['reference_s']:9.2f}s {r['self_check_s']:10.2f}s"
+        )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    OUT.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
