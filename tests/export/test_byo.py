@@ -452,3 +452,56 @@ def test_the_documented_example_runs(tmp_path: Path, monkeypatch, capsys) -> Non
     )
     model = _randomize(namespace["model"], 12)
     assert_exact_everywhere(model, (1, 28, 28), tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# The command line: other files given to `binarynet export`, `binarynet eval` on any fitting model
+# --------------------------------------------------------------------------------------------
+
+
+def test_export_command_explains_torch_save_and_state_dict_files(tmp_path: Path, capsys) -> None:
+    from binarynet.cli import main
+
+    model = PlainChain()
+    pickled, weights = tmp_path / "model.pt", tmp_path / "weights.pt"
+    torch.save(model, pickled)
+    torch.save(model.state_dict(), weights)
+    for path, what in (
+        (pickled, r"holds pickled Python objects \(a torch\.save\(model\) file\?\), which "
+         "binarynet does not unpickle"),
+        (weights, "is a bare state_dict: weights without the model they belong to"),
+    ):
+        assert main(["export", str(path), str(tmp_path / "out.bnn")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert re.search(what, err), err
+        assert "binarynet.export.export(model, 'model.bnn', input_shape=...)" in err
+        assert "or train it with binarynet train" in err
+        assert not (tmp_path / "out.bnn").exists()
+
+
+def test_eval_takes_a_one_channel_convnet_and_a_flat_mlp_on_mnist(tmp_path: Path, capsys) -> None:
+    from binarynet.cli import main
+
+    conv = _randomize(nn.Sequential(
+        FixedPointInput(),
+        BinaryConv2d(1, 4, 5, stride=3, binarize_input=False),  # 28 → 8
+        ExactBatchNorm2d(4),
+        BinaryActivation(),
+        nn.Flatten(),
+        BinaryLinear(4 * 8 * 8, 10, binarize_input=False),
+        ExactBatchNorm1d(10),
+    ), 13)
+    export(conv, tmp_path / "conv.bnn", input_shape=(1, 28, 28), probes=PROBES)
+    flat = _randomize(nn.Sequential(*_mlp_layers()), 14)
+    flat[2] = BinaryLinear(784, 24, binarize_input=False)
+    export(flat, tmp_path / "flat.bnn", input_shape=(784,), probes=PROBES)
+    for name in ("conv", "flat"):
+        assert main(["eval", str(tmp_path / f"{name}.bnn")]) == 0
+        assert re.match(r"mnist(-sample)? test error: ", capsys.readouterr().out)
+    wrong = _randomize(nn.Sequential(*_mlp_layers()), 15)
+    export(wrong, tmp_path / "wrong.bnn", input_shape=(8, 8), probes=PROBES)
+    assert main(["eval", str(tmp_path / "wrong.bnn")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"wrong\.bnn takes images of shape \[8, 8\], but mnist(-sample)?'s are "
+                     r"\[28, 28\]", err), err
