@@ -63,8 +63,10 @@ def main() -> None:
                 "self_check_s": check_s,
             }
         )
-    print(f"{'model':22} {'probes':>6} {'capture+match':>14} {'torch':>7} {'reference':>10} "
-          f"{'self-check':>11}")
+    print(
+        f"{'model':22} {'probes':>6} {'capture+match':>14} {'torch':>7} {'reference':>10} "
+        f"{'self-check':>11}"
+    )
     for r in rows:
         print(
             f"{r['model']:22} {r['probes']:6d} {r['capture_match_s']:13.2f}s {r['torch_s']:6.2f}s "

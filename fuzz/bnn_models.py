@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from binarynet.graph import bnnfile
-from binarynet.graph.reference import reference, unpack
+from binarynet.graph.reference import reference
 from binarynet.graph.values import InputSpec
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1

@@ -219,9 +219,7 @@ def test_xnor_alpha_before_the_scores_is_refused_with_one_line() -> None:
 def test_a_block_used_twice_exports_twice(tmp_path: Path) -> None:
     block = nn.Sequential(BinaryLinear(24, 24, binarize_input=False), ExactBatchNorm1d(24))
     layers = _mlp_layers()
-    model = _randomize(
-        nn.Sequential(*layers[:5], block, BinaryActivation(), block, *layers[4:]), 5
-    )
+    model = _randomize(nn.Sequential(*layers[:5], block, BinaryActivation(), block, *layers[4:]), 5)
     graph, tensors = build_graph(model, (8, 8), probes=PROBES)
     dense = [op for op in graph.ops if isinstance(op, Dense)]
     assert len(dense) == 4
@@ -320,8 +318,11 @@ def test_torch_sign_exports_where_no_value_is_zero_and_is_refused_where_one_is()
     with torch.no_grad():  # a running mean of 0 and no shift: y = 0 gives exactly 0
         model.net[3].running_mean[2] = 0.0
         model.net[3].bias[2] = 0.0
-    with pytest.raises(ExportError, match="torch.sign gives 0 where its input is 0, and on "
-                       "channel 2"):
+    with pytest.raises(
+        ExportError,
+        match=r"torch\.sign gives 0 where its input is 0, and on "
+        r"channel 2",
+    ):
         build_graph(model, (8, 8))
 
 
@@ -336,8 +337,10 @@ def _chain_spec(data: st.DataObject) -> dict:
         "conv": conv,
         "channels": data.draw(st.integers(1, 9), label="channels"),
         "pool": conv and data.draw(st.sampled_from(["none", "before", "after"]), label="pool"),
-        "hidden": [data.draw(st.integers(1, 70), label="h") for _ in range(data.draw(
-            st.integers(0, 2), label="depth"))],
+        "hidden": [
+            data.draw(st.integers(1, 70), label="h")
+            for _ in range(data.draw(st.integers(0, 2), label="depth"))
+        ],
         "bias": data.draw(st.booleans(), label="bias"),
         "seed": data.draw(st.integers(0, 2**16), label="seed"),
     }
@@ -361,8 +364,10 @@ def _sequential(spec: dict) -> nn.Sequential:
         layers += [BinaryLinear(width, h, binarize_input=False), ExactBatchNorm1d(h)]
         layers.append(BinaryActivation())
         width = h
-    layers += [BinaryLinear(width, 10, bias=spec["bias"], binarize_input=False),
-               ExactBatchNorm1d(10)]
+    layers += [
+        BinaryLinear(width, 10, bias=spec["bias"], binarize_input=False),
+        ExactBatchNorm1d(10),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -447,8 +452,7 @@ def test_the_documented_example_runs(tmp_path: Path, monkeypatch, capsys) -> Non
     exec(compile(block.group(1), "byo-network.md", "exec"), namespace)
     printed = capsys.readouterr().out
     assert printed.strip() == str(
-        ["conv2d", "maxpool2d", "threshold", "conv2d", "maxpool2d", "threshold", "dense",
-         "scores"]
+        ["conv2d", "maxpool2d", "threshold", "conv2d", "maxpool2d", "threshold", "dense", "scores"]
     )
     model = _randomize(namespace["model"], 12)
     assert_exact_everywhere(model, (1, 28, 28), tmp_path)
@@ -467,8 +471,11 @@ def test_export_command_explains_torch_save_and_state_dict_files(tmp_path: Path,
     torch.save(model, pickled)
     torch.save(model.state_dict(), weights)
     for path, what in (
-        (pickled, r"holds pickled Python objects \(a torch\.save\(model\) file\?\), which "
-         "binarynet does not unpickle"),
+        (
+            pickled,
+            r"holds pickled Python objects \(a torch\.save\(model\) file\?\), which "
+            "binarynet does not unpickle",
+        ),
         (weights, "is a bare state_dict: weights without the model they belong to"),
     ):
         assert main(["export", str(path), str(tmp_path / "out.bnn")]) == 2
@@ -483,15 +490,18 @@ def test_export_command_explains_torch_save_and_state_dict_files(tmp_path: Path,
 def test_eval_takes_a_one_channel_convnet_and_a_flat_mlp_on_mnist(tmp_path: Path, capsys) -> None:
     from binarynet.cli import main
 
-    conv = _randomize(nn.Sequential(
-        FixedPointInput(),
-        BinaryConv2d(1, 4, 5, stride=3, binarize_input=False),  # 28 → 8
-        ExactBatchNorm2d(4),
-        BinaryActivation(),
-        nn.Flatten(),
-        BinaryLinear(4 * 8 * 8, 10, binarize_input=False),
-        ExactBatchNorm1d(10),
-    ), 13)
+    conv = _randomize(
+        nn.Sequential(
+            FixedPointInput(),
+            BinaryConv2d(1, 4, 5, stride=3, binarize_input=False),  # 28 → 8
+            ExactBatchNorm2d(4),
+            BinaryActivation(),
+            nn.Flatten(),
+            BinaryLinear(4 * 8 * 8, 10, binarize_input=False),
+            ExactBatchNorm1d(10),
+        ),
+        13,
+    )
     export(conv, tmp_path / "conv.bnn", input_shape=(1, 28, 28), probes=PROBES)
     flat = _randomize(nn.Sequential(*_mlp_layers()), 14)
     flat[2] = BinaryLinear(784, 24, binarize_input=False)
@@ -503,5 +513,8 @@ def test_eval_takes_a_one_channel_convnet_and_a_flat_mlp_on_mnist(tmp_path: Path
     export(wrong, tmp_path / "wrong.bnn", input_shape=(8, 8), probes=PROBES)
     assert main(["eval", str(tmp_path / "wrong.bnn")]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"wrong\.bnn takes images of shape \[8, 8\], but mnist(-sample)?'s are "
-                     r"\[28, 28\]", err), err
+    assert re.search(
+        r"wrong\.bnn takes images of shape \[8, 8\], but mnist(-sample)?'s are "
+        r"\[28, 28\]",
+        err,
+    ), err

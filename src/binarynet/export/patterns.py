@@ -178,9 +178,11 @@ class _Walk:
         if value.dtype != torch.float32 and value.dim() > 0:
             raise refuse(node, f"its constant is {value.dtype}, not float32")
         dims = [1] * (1 + len(x.shape) - value.dim()) + list(value.shape)
-        if len(dims) != 1 + len(x.shape) or any(
-            d != 1 for i, d in enumerate(dims) if i != 1
-        ) or dims[1] not in (1, c):
+        if (
+            len(dims) != 1 + len(x.shape)
+            or any(d != 1 for i, d in enumerate(dims) if i != 1)
+            or dims[1] not in (1, c)
+        ):
             raise refuse(
                 node,
                 f"its constant has shape {list(value.shape)}, not one value per channel of the "
@@ -283,10 +285,8 @@ class _Walk:
             const = self._channel_const(node, other, x)
             if op == "rsub" or (op == "sub" and not data_first):
                 raise refuse(node, "a constant minus a computed value")
-            if op == "sub":
-                step = Step("add", -const, node)  # fl(v − c) = fl(v + (−c)) exactly
-            else:
-                step = Step(op, const, node)
+            # fl(v − c) = fl(v + (−c)) exactly
+            step = Step("add", -const, node) if op == "sub" else Step(op, const, node)
         return replace(x, steps=(*x.steps, step))
 
     def _input_scaling(
@@ -295,10 +295,10 @@ class _Walk:
         value = self._const(node, other)
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
-        if op == "sub" and data_first and x.u8_stage == 0 and isinstance(value, (int, float)):
-            if float(value).is_integer() and 0 <= value <= 255:
-                self.out.zero_point = int(value)
-                return replace(x, u8_stage=1)
+        integer = isinstance(value, (int, float)) and float(value).is_integer()
+        if op == "sub" and data_first and x.u8_stage == 0 and integer and 0 <= value <= 255:
+            self.out.zero_point = int(value)
+            return replace(x, u8_stage=1)
         if op == "mul" and x.u8_stage <= 1 and isinstance(value, (int, float)) and value > 0:
             exponent = math.log2(value)
             if exponent == round(exponent):
@@ -368,7 +368,7 @@ class _Walk:
             raise refuse(node, f"its {what} weights depend on the input")
         w = self._const(node, arg)
         if not isinstance(w, torch.Tensor) or w.dtype != torch.float32:
-            raise refuse(node, f"its weights are not a float32 tensor of ±1 values")
+            raise refuse(node, "its weights are not a float32 tensor of ±1 values")
         w = w.detach().cpu()
         if not bool(((w == 1) | (w == -1)).all()):
             raise refuse(
@@ -380,8 +380,11 @@ class _Walk:
 
     def _layer_input(self, node: torch.fx.Node, x: _Value) -> _Value:
         if x.kind == "raw":
-            raise refuse(node, "a layer on the uint8 input; the model must start with "
-                         "FixedPointInput (uint8 images in)")
+            raise refuse(
+                node,
+                "a layer on the uint8 input; the model must start with "
+                "FixedPointInput (uint8 images in)",
+            )
         if x.kind == "int":
             raise refuse(
                 node,
@@ -399,7 +402,9 @@ class _Walk:
                 "products are summed; add it separately (BinaryLinear(bias=True) does)",
             )
 
-    def _after_layer(self, node: torch.fx.Node, x: _Value, k: int, shape: tuple[int, ...]) -> _Value:
+    def _after_layer(
+        self, node: torch.fx.Node, x: _Value, k: int, shape: tuple[int, ...]
+    ) -> _Value:
         zp = self.out.zero_point
         u8 = x.kind == "u8"
         bound = k * (max(zp, 255 - zp) if u8 else 1)
