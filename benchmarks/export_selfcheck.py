@@ -1,18 +1,21 @@
 """The export's cost: capture + pattern matching, and its self-check (torch and the reference
 interpreter on the probe inputs), for the paper's MNIST MLP 784-4096×3-10 and CIFAR-10 ConvNet.
 
-    python benchmarks/export_selfcheck.py [--probes 256]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/export_selfcheck.py [--probes 256]
 
-Prints a table and writes benchmarks/results/export_selfcheck.json. Fresh (untrained) models:
-the cost does not depend on the weights.
+Prints a table and writes benchmarks/results/export_selfcheck.json: wall seconds and CPU
+seconds of the process (one thread each, as above, so that CPU seconds measure the work even
+on a busy machine). Fresh (untrained) models: the cost does not depend on the weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +30,19 @@ from binarynet.training.models import cifar10_convnet, mnist_mlp
 OUT = Path(__file__).resolve().parent / "results" / "export_selfcheck.json"
 
 
+@contextlib.contextmanager
+def timed(row: dict, key: str) -> Iterator[None]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    row[f"{key}_wall_s"] = time.perf_counter() - wall
+    row[f"{key}_cpu_s"] = time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=256)
     args = parser.parse_args()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     rows = []
     for name, model, shape in (

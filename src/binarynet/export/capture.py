@@ -24,6 +24,7 @@ running the graph once on the model's real parameters.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +106,12 @@ def capture(model: nn.Module, input_shape: tuple[int, ...], error: type[Exceptio
     when torch cannot capture the model (one line)."""
     example = torch.zeros((2, *input_shape), dtype=torch.uint8)
     modes = _modes(model)
+    # torch logs a failed shape propagation as an error line of its own before raising; the
+    # exception says it once, in our one line.
+    quiet = logging.getLogger("torch._subclasses.fake_tensor")
+    level = quiet.level
     try:
+        quiet.setLevel(logging.CRITICAL)
         model.eval()
         with torch.no_grad():
             try:
@@ -119,6 +125,7 @@ def capture(model: nn.Module, input_shape: tuple[int, ...], error: type[Exceptio
                 ) from None
             values = _run(program, example)
     finally:
+        quiet.setLevel(level)
         for module, training in modes:
             module.training = training
     graph = program.graph

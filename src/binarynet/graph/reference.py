@@ -8,11 +8,12 @@ integer array, pooling and thresholds run in the order the format states. It is 
 of the fuzzing tests ("never a wrong answer") and of the export's self-check (the torch model
 against the graph it was exported to). NumPy only.
 
-Exactness of the sums: every pre-activation is an integer with |y| ≤ R ≤ 2²⁴ (the graph's
-limit), and so is every partial sum of its products (±1 times an integer |x̃| ≤ 255), so the
-matrix products are computed in float64, whose 53-bit significand holds every such partial sum
-exactly in any summation order; the result is converted back to int64. (NumPy's int64 matrix
-product has no BLAS and is about 30× slower.)
+Exactness of the sums: in a valid graph every pre-activation is an integer with |y| ≤ R ≤ 2²⁴
+(the graph's limit, checked when a graph is loaded or saved), and so is every partial sum of its
+products in any order (a sum of ±x̃ᵢ with Σ|x̃ᵢ| ≤ R). float32 holds every integer up to 2²⁴
+exactly, so the products are computed as float32 matrix products (BLAS), every rounding of which
+is exact, and converted back to int64. (NumPy's int64 matrix product has no BLAS and is more
+than 30× slower.)
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def unpack(packed: np.ndarray, k: int) -> np.ndarray:
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact int64 a @ b for integer operands whose partial sums stay below 2⁵³ (see above)."""
-    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    """Exact a @ b in float32 for integer operands whose partial sums stay within ±2²⁴."""
+    return a.astype(np.float32) @ b.astype(np.float32)
 
 
 def _maxpool(y: np.ndarray, kernel: list[int], stride: list[int]) -> np.ndarray:
@@ -55,15 +56,15 @@ def _correlate(x: np.ndarray, wt: np.ndarray, stride: list[int], padding: list[i
     n, h, w, c = x.shape
     o, kh, kw, _ = wt.shape
     (sh, sw), (ph, pw) = stride, padding
-    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), np.int64)
+    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), np.float32)
     xp[:, ph : ph + h, pw : pw + w] = x
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    out = np.zeros((n, ho, wo, o), np.int64)
+    out = np.zeros((n, ho, wo, o), np.float32)  # partial sums over taps: exact too
     for i in range(kh):
         for j in range(kw):
             patch = xp[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
             out += _matmul(patch, wt[:, i, j, :].T)
-    return out
+    return out.astype(np.int64)
 
 
 def reference(
@@ -85,7 +86,7 @@ def reference(
             o = op["out_features"]
             # u8 input: [O, words(K)]; bits: [O, *S[:-1], words(S[-1])], padded per position
             wt = unpack(weight, k) if kind == "u8" else unpack(weight, v.shape[-1]).reshape(o, k)
-            y = _matmul(v.reshape(n, k), wt.T)
+            y = _matmul(v.reshape(n, k), wt.T).astype(np.int64)
             ys.append(y)
         elif t == "conv2d":
             c = v.shape[-1]
