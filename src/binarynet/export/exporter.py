@@ -39,9 +39,8 @@ channels give equal bits, so either. Both are exact. **Max-pooling after the sig
 values) is the same graph when every channel's threshold is an up-set or a constant: the max of
 the signs is the sign of the max; a down-set channel (γ < 0) would need a min, and is refused.
 
-**Flatten.** torch flattens (C, H, W); the engine keeps activations channels last (H, W, C), so
-the first fully connected layer after a convolution gets its weight columns permuted to
-(H, W, C) order and packed per position with the activations' channel padding.
+**Flatten** reorders the first dense layer's weight columns to the engine's channels-last
+order (:mod:`binarynet.export.patterns`).
 
 **Scores.** The last layer (binary layer → batch norm, no sign) is written as a ``scores`` op:
 the engine computes f(y) = fl(fl(fl(fl(y·input_scale) + b)·scale) + shift) in float32 with
