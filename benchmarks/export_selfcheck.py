@@ -50,39 +50,24 @@ def main() -> None:
         ("cifar10_convnet()", cifar10_convnet().eval(), (3, 32, 32)),
     ):
         build_graph(model, shape, self_check=False)  # warm-up: torch.export's first call
-        start = time.perf_counter()
-        graph, tensors = build_graph(model, shape, self_check=False)
-        capture_s = time.perf_counter() - start
+        row: dict = {"model": name, "probes": args.probes + len(BORDER_VALUES)}
+        with timed(row, "capture_match"):
+            graph, tensors = build_graph(model, shape, self_check=False)
         x = probe_inputs(shape, args.probes)
-        start = time.perf_counter()
-        with torch.no_grad():
-            model(torch.from_numpy(x))
-        torch_s = time.perf_counter() - start
         xe = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
-        start = time.perf_counter()
-        reference(bnnfile.graph_to_json(graph), tensors, xe)
-        reference_s = time.perf_counter() - start
-        start = time.perf_counter()
-        self_check(model, graph, tensors, shape, args.probes)
-        check_s = time.perf_counter() - start
-        rows.append(
-            {
-                "model": name,
-                "probes": args.probes + len(BORDER_VALUES),
-                "capture_match_s": capture_s,
-                "torch_s": torch_s,
-                "reference_s": reference_s,
-                "self_check_s": check_s,
-            }
-        )
-    print(
-        f"{'model':22} {'probes':>6} {'capture+match':>14} {'torch':>7} {'reference':>10} "
-        f"{'self-check':>11}"
-    )
-    for r in rows:
+        with timed(row, "torch"), torch.no_grad():
+            model(torch.from_numpy(x))
+        with timed(row, "reference"):
+            reference(bnnfile.graph_to_json(graph), tensors, xe)
+        with timed(row, "self_check"):
+            self_check(model, graph, tensors, shape, args.probes)
+        rows.append(row)
         print(
-            f"{r['model']:22} {r['probes']:6d} {r['capture_match_s']:13.2f}s {r['torch_s']:6.2f}s "
-            f"{r['reference_s']:9.2f}s {r['self_check_s']:10.2f}s"
+            f"{name:20} {row['probes']} probes: capture + match {row['capture_match_cpu_s']:.2f} "
+            f"CPU s; self-check {row['self_check_cpu_s']:.2f} CPU s "
+            f"({row['self_check_wall_s']:.2f} wall s) = torch {row['torch_cpu_s']:.2f} + "
+            f"reference {row['reference_cpu_s']:.2f}",
+            flush=True,
         )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}

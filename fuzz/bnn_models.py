@@ -33,7 +33,12 @@ from typing import Any
 import numpy as np
 
 from binarynet.graph import bnnfile
-from binarynet.graph.reference import reference
+from binarynet.graph.reference import correlate as _correlate  # noqa: F401 - for the tests
+from binarynet.graph.reference import maxpool as _maxpool  # noqa: F401 - for the tests
+from binarynet.graph.reference import (
+    reference,
+    unpack,  # noqa: F401 - for the tests
+)
 from binarynet.graph.values import InputSpec
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1

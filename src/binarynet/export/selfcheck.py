@@ -39,7 +39,7 @@ DEFAULT_PROBES = 256
 
 BORDER_VALUES = (0, 127, 128, 255)
 
-_BATCH = 64  # probes per torch forward and reference run: bounds the memory of a big model
+_BATCH = 130  # probes per torch forward and reference run: bounds the memory of a big model
 
 
 def probe_inputs(input_shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["reference", "unpack"]
+__all__ = ["correlate", "maxpool", "reference", "unpack"]
 
 
 def unpack(packed: np.ndarray, k: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) @ b.astype(np.float32)
 
 
-def _maxpool(y: np.ndarray, kernel: list[int], stride: list[int]) -> np.ndarray:
+def maxpool(y: np.ndarray, kernel: list[int], stride: list[int]) -> np.ndarray:
     n, h, w, c = y.shape
     (kh, kw), (sh, sw) = kernel, stride
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
@@ -51,7 +51,7 @@ def _maxpool(y: np.ndarray, kernel: list[int], stride: list[int]) -> np.ndarray:
     return out
 
 
-def _correlate(x: np.ndarray, wt: np.ndarray, stride: list[int], padding: list[int]) -> np.ndarray:
+def correlate(x: np.ndarray, wt: np.ndarray, stride: list[int], padding: list[int]) -> np.ndarray:
     """x int64 [N, H, W, C] (padded with 0), wt int64 [O, kh, kw, C] → [N, Ho, Wo, O]."""
     n, h, w, c = x.shape
     o, kh, kw, _ = wt.shape
@@ -97,10 +97,10 @@ def reference(
                 wt = unpack(weight, kh * kw * c).reshape(o, kh, kw, c)
             else:
                 wt = unpack(weight, c)
-            y = _correlate(v, wt, op["stride"], op["padding"])
+            y = correlate(v, wt, op["stride"], op["padding"])
             ys.append(y)
         elif t == "maxpool2d":
-            y = _maxpool(y, op["kernel_size"], op["stride"])
+            y = maxpool(y, op["kernel_size"], op["stride"])
         elif t == "threshold":
             lo = tensors[op["lo"]].astype(np.int64)
             hi = tensors[op["hi"]].astype(np.int64)
