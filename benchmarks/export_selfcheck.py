@@ -3,7 +3,7 @@ interpreter on the probe inputs), for the paper's MNIST MLP 784-4096×3-10 and C
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/export_selfcheck.py [--probes 256]
 
-Prints a table and writes benchmarks/results/export_selfcheck.json: wall seconds and CPU
+Prints a line per model and writes benchmarks/results/export_selfcheck.json: wall seconds and CPU
 seconds of the process (one thread each, as above, so that CPU seconds measure the work even
 on a busy machine). Fresh (untrained) models: the cost does not depend on the weights.
 """

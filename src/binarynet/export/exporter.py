@@ -208,9 +208,9 @@ def export(
             ``model.preprocessor`` when the model has one
             (:func:`binarynet.training.checkpoint.read_checkpoint` sets it), else none.
         self_check: compare torch and the exported graph before writing (default). Its cost is
-            one torch forward and one NumPy reference run on the probes: about 1.3 s for the
-            MNIST MLP 784-4096×3-10 and 30 s for the paper's CIFAR-10 ConvNet on a 2-core
-            Zen 4; ``False`` skips it, for huge models.
+            one torch forward and one NumPy reference run on the probes: 1.6 CPU seconds for
+            the MNIST MLP 784-4096×3-10 and 19 for the paper's CIFAR-10 ConvNet (one thread of
+            a Zen 4 EPYC); ``False`` skips it, for huge models.
         probes: the random probe inputs of the self-check (default 256).
         **provenance: JSON-serialisable facts stored in the file, e.g. ``model="mnist-mlp"``,
             ``model_kwargs={...}``; binarynet's and torch's versions are added.
