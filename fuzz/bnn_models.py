@@ -11,9 +11,10 @@ torch.
   channel counts around 64, strides, padding wider than the kernel, non-square kernels and
   pools, thresholds of every kind (up-sets, down-sets, constants, intervals that are neither),
   biases, unicode tensor names.
-- :func:`reference` runs a graph the slow, obvious way (int64 NumPy, ±1 values unpacked, the
-  maths of the :mod:`binarynet.graph.ops` docstring), independently of the engine's planning,
-  fusion and kernels: the oracle for "never a wrong answer".
+- :func:`reference` (:mod:`binarynet.graph.reference`, re-exported here) runs a graph the slow,
+  obvious way (integer NumPy, ±1 values unpacked, the maths of the :mod:`binarynet.graph.ops`
+  docstring), independently of the engine's planning, fusion and kernels: the oracle for
+  "never a wrong answer", and the export's self-check.
 - :func:`mutate` breaks a model at the graph, tensor or safetensors-header level; :func:`seal`
   writes any graph text and tensors with a *correct* checksum, so that mutations get past the
   checksum and reach the graph validation and the engine. :func:`reseal` does the same for
@@ -32,6 +33,12 @@ from typing import Any
 import numpy as np
 
 from binarynet.graph import bnnfile
+from binarynet.graph.reference import correlate as _correlate  # noqa: F401 - for the tests
+from binarynet.graph.reference import maxpool as _maxpool  # noqa: F401 - for the tests
+from binarynet.graph.reference import (
+    reference,
+    unpack,  # noqa: F401 - for the tests
+)
 from binarynet.graph.values import InputSpec
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -104,13 +111,6 @@ def pack(negative: np.ndarray) -> np.ndarray:
     bits[..., :k] = negative
     packed = np.packbits(bits, axis=-1, bitorder="little")
     return np.ascontiguousarray(packed).view("<u8").reshape(*lead, words(k))
-
-
-def unpack(packed: np.ndarray, k: int) -> np.ndarray:
-    """uint64 [..., W] → ±1 int64 [..., k]."""
-    as_bytes = np.ascontiguousarray(packed, dtype="<u8").view(np.uint8)
-    bits = np.unpackbits(as_bytes, axis=-1, bitorder="little")[..., :k]
-    return 1 - 2 * bits.astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,92 +294,6 @@ def random_input(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np
     if n:
         x[0] = rng.choice(np.array([0, 127, 128, 255], np.uint8))
     return x
-
-
-# --------------------------------------------------------------------------------------------
-# The reference interpreter
-# --------------------------------------------------------------------------------------------
-
-
-def _maxpool(y: np.ndarray, kernel: list[int], stride: list[int]) -> np.ndarray:
-    n, h, w, c = y.shape
-    (kh, kw), (sh, sw) = kernel, stride
-    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-    out = np.full((n, ho, wo, c), np.iinfo(np.int64).min, np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            window = y[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
-            out = np.maximum(out, window)
-    return out
-
-
-def _correlate(
-    x: np.ndarray, wt: np.ndarray, stride: list[int], padding: list[int], pad_value: int = 0
-) -> np.ndarray:
-    """x int64 [N, H, W, C] (padded with pad_value), wt int64 [O, kh, kw, C] → [N, Ho, Wo, O]."""
-    n, h, w, c = x.shape
-    o, kh, kw, _ = wt.shape
-    (sh, sw), (ph, pw) = stride, padding
-    xp = np.full((n, h + 2 * ph, w + 2 * pw, c), pad_value, np.int64)
-    xp[:, ph : ph + h, pw : pw + w] = x
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    out = np.zeros((n, ho, wo, o), np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            patch = xp[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
-            out += patch @ wt[:, i, j, :].T
-    return out
-
-
-def reference(
-    graph: dict[str, Any], tensors: dict[str, np.ndarray], x: np.ndarray
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(float32 scores [N, classes], every binary layer's integers y before pooling) of the
-    uint8 input ``x`` [N, *input.shape] (no preprocessing), from the format's definitions."""
-    zp = graph["input"]["zero_point"]
-    n = x.shape[0]
-    v = x.astype(np.int64) - zp  # x̃; padded taps are 0 = p − zp for p = zp
-    kind = "u8"
-    ys: list[np.ndarray] = []
-    y = None
-    for op in graph["ops"]:
-        t = op["type"]
-        if t == "dense":
-            k = math.prod(v.shape[1:])
-            weight = tensors[op["weight"]]
-            o = op["out_features"]
-            # u8 input: [O, words(K)]; bits: [O, *S[:-1], words(S[-1])], padded per position
-            wt = unpack(weight, k) if kind == "u8" else unpack(weight, v.shape[-1]).reshape(o, k)
-            y = v.reshape(n, k) @ wt.T
-            ys.append(y)
-        elif t == "conv2d":
-            c = v.shape[-1]
-            o = op["out_channels"]
-            kh, kw = op["kernel_size"]
-            weight = tensors[op["weight"]]
-            if kind == "u8":
-                wt = unpack(weight, kh * kw * c).reshape(o, kh, kw, c)
-            else:
-                wt = unpack(weight, c)
-            y = _correlate(v, wt, op["stride"], op["padding"], op.get("pad_value", 0))
-            ys.append(y)
-        elif t == "maxpool2d":
-            y = _maxpool(y, op["kernel_size"], op["stride"])
-        elif t == "threshold":
-            lo = tensors[op["lo"]].astype(np.int64)
-            hi = tensors[op["hi"]].astype(np.int64)
-            v = np.where((lo <= y) & (y <= hi), 1, -1).astype(np.int64)
-            kind = "bits"
-        elif t == "scores":
-            s = y.astype(np.float32) * np.float32(op["input_scale"])
-            if op.get("bias") is not None:
-                s = s + tensors[op["bias"]].astype(np.float32)
-            s = s * tensors[op["scale"]].astype(np.float32)
-            s = s + tensors[op["shift"]].astype(np.float32)
-            return s.astype(np.float32), ys
-        else:  # pragma: no cover - the loader refuses it
-            raise AssertionError(f"reference: unknown op {t!r}")
-    raise AssertionError("reference: no scores op")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------

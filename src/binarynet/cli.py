@@ -520,8 +520,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.model} has {model.num_classes} classes but {splits.name} has {splits.n_classes}"
         )
+    images = _fit_images(split.images, tuple(model.input_shape), args.model, splits.name)
     start = time.perf_counter()
-    predicted = model.predict(split.images)
+    predicted = model.predict(images)
     seconds = time.perf_counter() - start
     n = len(split)
     errors = int((predicted != split.labels).sum())
@@ -537,6 +538,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"{threads} thread{'' if threads == 1 else 's'}"
     )
     return 0
+
+
+def _fit_images(images: Any, shape: tuple[int, ...], model: Any, dataset: str) -> Any:
+    """The dataset's uint8 images in the model's input shape: as they are, with the channel
+    axis of a 1-channel model added to grey images ([N, H, W] → [N, H, W, 1]), or flattened for a
+    model that takes flat vectors of one image's pixels (grey images only: a colour image's
+    pixel order differs from torch's flatten of (C, H, W)). Views, no copies."""
+    have = tuple(images.shape[1:])
+    if have == shape:
+        return images
+    grey = len(have) == 2 or (len(have) == 3 and have[-1] == 1)
+    if grey and shape == (*have[:2], 1):
+        return images.reshape(len(images), *shape)
+    if grey and len(shape) == 1 and shape[0] == have[0] * have[1]:
+        return images.reshape(len(images), shape[0])
+    raise ValueError(
+        f"{model} takes images of shape {list(shape)}, but {dataset}'s are {list(have)}"
+    )
 
 
 def _add_summary(sub: argparse._SubParsersAction) -> None:

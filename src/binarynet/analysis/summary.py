@@ -485,7 +485,8 @@ def _torch_layers(model: Any, input_shape: tuple[int, ...]) -> list[LayerSummary
     from binarynet.graph.bnnfile import tensor_table
 
     try:
-        graph, tensors = build_graph(model, input_shape)
+        # Nothing is written or deployed: the sizes need the graph, not the export's self-check.
+        graph, tensors = build_graph(model, input_shape, self_check=False)
     except ExportError as exc:
         raise ValueError(
             f"the model cannot be deployed, so it has no deployed sizes: {exc}"

@@ -28,6 +28,7 @@ This module sits below the training loop: it imports the models, never
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,12 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "binarynet-checkpoint-1"
 
+_EXPORT_FROM_PYTHON = (
+    "build the model in Python, load its weights, and call binarynet.export.export(model, "
+    "'model.bnn', input_shape=...), or train it with binarynet train, whose best.pt / last.pt "
+    "binarynet export takes"
+)
+
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Atomically save ``state`` (tensors and plain containers) with the format tag."""
@@ -68,8 +75,24 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     filekind.require(path, filekind.CHECKPOINT, "checkpoint")  # missing, a directory, a .bnn
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # pickled objects beyond tensors and plain containers
+        raise ValueError(
+            f"{path} holds pickled Python objects (a torch.save(model) file?), which binarynet "
+            f"does not unpickle; {_EXPORT_FROM_PYTHON}"
+        ) from None
     except Exception as exc:  # truncated, corrupt or foreign file
-        raise ValueError(f"{path} is not a readable binarynet checkpoint: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path} is not a readable binarynet checkpoint: {first}") from exc
+    if (
+        isinstance(state, dict)
+        and state
+        and "format" not in state
+        and all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
+        raise ValueError(
+            f"{path} is a bare state_dict: weights without the model they belong to; "
+            f"{_EXPORT_FROM_PYTHON}"
+        )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(

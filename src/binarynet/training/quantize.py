@@ -71,9 +71,12 @@ def _sign_values(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     # copysign(1, x + 0.0): adding +0.0 turns −0.0 into +0.0, so sign(±0) = +1. Conversion to a
     # narrower float keeps the sign of every value (bfloat16 has float32's exponent range).
     # For large CPU float32 tensors (latent weights) the compiled kernel computes the same values
-    # in one pass instead of three (the add, its allocation, the copysign).
+    # in one pass instead of three (the add, its allocation, the copysign). Only plain tensors
+    # have memory to hand it: a tracer's tensor subclass (torch.export's fake tensors) takes the
+    # torch ops.
     if (
-        x.dtype == torch.float32
+        type(x) is torch.Tensor
+        and x.dtype == torch.float32
         and dtype == torch.float32
         and x.device.type == "cpu"
         and x.numel() >= _SIGN_KERNEL_MIN

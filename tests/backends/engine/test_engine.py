@@ -454,7 +454,9 @@ def test_eval_command_errors(capsys) -> None:
     assert main(["eval", path, "--dataset", "cifar10"]) == 2
     assert "needs a data directory" in capsys.readouterr().err
     assert main(["eval", path]) == 2  # MNIST images into a 32×32×3 model
-    assert "expected images of shape ['N', 32, 32, 3]" in capsys.readouterr().err
+    assert "takes images of shape [32, 32, 3], but mnist-sample's are [28, 28]" in (
+        capsys.readouterr().err
+    )
 
 
 def test_file_metadata_is_plain_json() -> None:
