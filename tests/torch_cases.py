@@ -83,21 +83,26 @@ def _extremes(shape: tuple[int, ...]) -> np.ndarray:
     return np.stack([np.full(shape, v, dtype=np.uint8) for v in (0, 127, 128, 255)])
 
 
-def _train_a_little(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, shift: bool) -> None:
-    """A few optimizer steps (ShiftAdaMax or Adam): non-trivial weights and BN statistics."""
+def _train(model: nn.Sequential, batches, x: torch.Tensor, y: torch.Tensor, shift: bool) -> None:
+    """Optimizer steps (ShiftAdaMax or Adam, the paper's learning-rate scaling) over the index
+    ``batches`` of (x, y), the latent weights clipped after each, then evaluation mode."""
     model.train()
     lr = 2.0**-6
     groups = param_groups(model, lr, glorot=True, pow2=shift)
     opt = ShiftAdaMax(groups, lr=lr) if shift else torch.optim.Adam(groups, lr=lr)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(6):
-        idx = torch.randint(0, len(x), (48,), generator=g)
+    for idx in batches:
         loss = square_hinge_loss(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
         clip_weights_(model)
     model.eval()
+
+
+def _train_a_little(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, shift: bool) -> None:
+    """A few optimizer steps: non-trivial weights and BN statistics."""
+    g = torch.Generator().manual_seed(1)
+    _train(model, (torch.randint(0, len(x), (48,), generator=g) for _ in range(6)), x, y, shift)
 
 
 def _colour_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,20 +116,10 @@ def _colour_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _train_one_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> float:
-    """One epoch of Adam over (x, y) in batches of 64, as the trainer does; the last epoch's
-    accuracy on x."""
-    model.train()
-    lr = 2.0**-6
-    opt = torch.optim.Adam(param_groups(model, lr, glorot=True, pow2=False), lr=lr)
+    """One epoch of Adam over (x, y) in batches of 64, as the trainer does; the accuracy on x
+    after it."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))
-    for start in range(0, len(x), 64):
-        idx = order[start : start + 64]
-        loss = square_hinge_loss(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        clip_weights_(model)
-    model.eval()
+    _train(model, order.split(64), x, y, shift=False)
     with torch.no_grad():
         return float((model(x).argmax(1) == y).float().mean())
 
