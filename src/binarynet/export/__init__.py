@@ -1,5 +1,6 @@
 """Torch → graph: a trained model's eval-mode computation as the ops of :mod:`binarynet.graph`.
 The only package that imports both worlds: :mod:`binarynet.training` (torch) and the graph.
+
 :mod:`~binarynet.export.exporter` (the entry points) runs :mod:`~binarynet.export.capture`
 (``torch.export``), :mod:`~binarynet.export.patterns` (ATen ops → graph ops, with
 :mod:`~binarynet.export.folding`: batch norm + sign → thresholds) and
