@@ -9,7 +9,8 @@ Sections, each timed for every thread count (torch.set_num_threads and the engin
 1. Binary GEMM 256×4096×4096: ``binarynet._kernels.bgemm`` on packed operands vs torch float32
    ``F.linear`` on the same shape (binary MAC/s = M·N·K / time); with AMX also the ``amx-tiles``
    kernel; on one thread, the same M·N·K multiply-adds on the instruction ceilings of
-   ``benchmarks/ceiling.py`` (VPOPCNTQ, TDPBSSD, the 2 × 2 tile block with L1 loads).
+   ``benchmarks/ceiling.py`` (VPOPCNTQ, TDPBSSD, the 2 × 2 tile block with L1 loads; not for the
+   AVX2 kernels).
 2. MNIST MLP 784-4096-4096-4096-10, end to end from uint8 images to classes, batch 256 and 1:
    the engine (``engine.load(...).predict``) vs the torch models in eval mode under
    ``torch.inference_mode()`` — ``mnist_mlp(4096, 3)`` (its binary layers compute F.linear on ±1
@@ -24,12 +25,22 @@ Sections, each timed for every thread count (torch.set_num_threads and the engin
    engine's peak memory, measured in a fresh subprocess that never imports torch (peak RSS, and
    its growth over the interpreter + NumPy + engine baseline).
 
+Side by side: where the engine's kernel has a predecessor or a sibling kept by name, every table
+also times the engine on it in the same rounds (``SIDE_BY_SIDE``): the amx variants against
+``avx512``, and ``avx2`` against ``avx2-table`` (the AVX2 kernels with the previous popcount GEMM).
+The AVX2 rows on any x86 CPU, an AVX-512 one included: ``BINARYNET_KERNEL=avx2 python
+benchmarks/engine.py`` (torch keeps its own best ISA; ``ATEN_CPU_CAPABILITY=avx2`` restricts it).
+
 Timing: every contestant of a table is warmed up, then timed in interleaved rounds (the order
 reversed every other round), so that the noise of a shared machine hits all of them alike; a
 sample is the mean of a few calls (≥ ~20 ms of work); tables give the median sample, the best one
-and the spread (min–max of the samples). Speed-ups are ratios of medians taken in the same run.
-The weights are random (a fixed seed): the run time does not depend on their values. Prints
-tables and writes JSON (default: benchmarks/results/engine.json).
+and the spread (min–max of the samples). Speed-ups are ratios of medians taken in the same run;
+the targets also give the median of the per-round ratios (samples taken side by side). On one
+thread the calling thread's CPU time is recorded too (it does not count the time the thread waits
+for a core other processes hold); on more, the process's CPU time, so that ``cores used = process
+CPU time / wall time`` tells a busy machine (fewer cores than threads) from a split that does not
+scale. The weights are random (a fixed seed): the run time does not depend on their values.
+Prints tables and writes JSON (default: benchmarks/results/engine.json).
 """
 
 from __future__ import annotations
@@ -131,19 +142,43 @@ def interleaved(
         c.calls = max(1, min(200, round(sample_s / max(once, 1e-7))))
     samples: dict[str, list[float]] = {c.name: [] for c in contestants}
     cpu_samples: dict[str, list[float]] = {c.name: [] for c in contestants}
+    proc_samples: dict[str, list[float]] = {c.name: [] for c in contestants}
     for r in range(rounds):
         for c in contestants if r % 2 == 0 else contestants[::-1]:
-            t0, c0 = time.perf_counter(), time.thread_time()
+            t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
             for _ in range(c.calls):
                 c.fn()
             cpu_samples[c.name].append((time.thread_time() - c0) / c.calls)
+            proc_samples[c.name].append((time.process_time() - p0) / c.calls)
             samples[c.name].append((time.perf_counter() - t0) / c.calls)
     out = {}
     for c in contestants:
-        out[c.name] = {**_stats(samples[c.name]), "calls_per_sample": c.calls}
+        out[c.name] = {
+            **_stats(samples[c.name]),
+            "calls_per_sample": c.calls,
+            "samples_s": samples[c.name],  # in round order: paired with the other contestants'
+            "process_cpu_median_s": statistics.median(proc_samples[c.name]),
+        }
         if cpu:
             out[c.name]["cpu_median_s"] = statistics.median(cpu_samples[c.name])
+            out[c.name]["cpu_samples_s"] = cpu_samples[c.name]
     return out
+
+
+def paired_ratio(res: dict, slow: str, fast: str, key: str = "samples_s") -> float:
+    """Median over the rounds of slow / fast, each round's two samples taken side by side."""
+    return statistics.median(a / b for a, b in zip(res[slow][key], res[fast][key], strict=True))
+
+
+# Variants timed beside the engine's kernel in every table (same rounds): kept by name to be
+# compared with (csrc/kernel_choice.h).
+SIDE_BY_SIDE = {"amx": "avx512", "amx-tiles": "avx512", "avx2": "avx2-table"}
+
+
+def side_kernel() -> str | None:
+    """The variant timed beside the engine's kernel, if it has one on this CPU."""
+    name = SIDE_BY_SIDE.get(K.default_kernel())
+    return name if name in K.available_kernels() else None
 
 
 def set_threads(n: int) -> None:
@@ -260,16 +295,25 @@ def bench_gemm(threads: list[int], rounds: int) -> dict:
     # The register-only loops of the instructions the kernels are built on, timed on the same
     # M·N·K multiply-adds in the same rounds (one thread): the ceilings the GEMM cannot pass.
     macs = M * N * Kd
-    try:
-        ceiling = Ceiling()
-    except RuntimeError as e:
-        print(f"(no instruction ceilings: {e})")
-        ceiling = None
+    ceiling = None
+    if not K.default_kernel().startswith("avx2"):  # (the ceilings are AVX-512 / AMX loops)
+        try:
+            ceiling = Ceiling()
+        except RuntimeError as e:
+            print(f"(no instruction ceilings: {e})")
+    side = side_kernel()
     contestants = []
     for t in threads:
         contestants.append(
             Contestant(f"engine bgemm/{t}", lambda t=t: K.bgemm(a, w, Kd, threads=t))
         )
+        if side and side != "avx512":  # (amx: the GEMM is the avx512 kernel anyway)
+            contestants.append(
+                Contestant(
+                    f"engine bgemm {side}/{t}",
+                    lambda t=t: K.bgemm(a, w, Kd, kernel=side, threads=t),
+                )
+            )
         if t == 1 and ceiling is not None and ceiling.popcount:
             contestants.append(
                 Contestant("VPOPCNTQ ceiling/1", lambda: ceiling.popcount_seconds(macs))
@@ -295,7 +339,7 @@ def bench_gemm(threads: list[int], rounds: int) -> dict:
         r = {name.split("/")[0]: v for name, v in res.items() if name.endswith(f"/{t}")}
         if t != 1:  # the calling thread's CPU time says nothing about the other threads
             for v in r.values():
-                del v["cpu_median_s"]
+                del v["cpu_median_s"], v["cpu_samples_s"]
         for e in (v for k, v in r.items() if k.startswith("engine bgemm") or "ceiling" in k):
             e["gmacs_median"] = M * N * Kd / e["median_s"] / 1e9
             e["gmacs_best"] = M * N * Kd / e["best_s"] / 1e9
@@ -326,10 +370,10 @@ def _mlp_contestants(paths: dict, models: dict, images: np.ndarray, threads: int
             return models["bf16"][2:](h).argmax(1)
 
     extra = []
-    if K.default_kernel() != "avx512" and "avx512" in K.available_kernels():
-        # The engine without AMX tiles, side by side with the default (csrc/kernel_choice.h).
-        eng512 = engine.load(paths["mlp"], threads=threads, kernel="avx512")
-        extra.append(Contestant("engine avx512", lambda: eng512.predict(x_np)))
+    if side := side_kernel():
+        # The engine on the variant kept to be compared with, side by side (SIDE_BY_SIDE).
+        eng_side = engine.load(paths["mlp"], threads=threads, kernel=side)
+        extra.append(Contestant(f"engine {side}", lambda: eng_side.predict(x_np)))
     return [
         Contestant("engine", lambda: eng.predict(x_np)),
         *extra,
@@ -370,9 +414,9 @@ def bench_convnet(paths, models, images_nhwc, threads, rounds) -> dict:
             return run
 
         extra = []
-        if K.default_kernel() != "avx512" and "avx512" in K.available_kernels():
-            eng512 = engine.load(paths["convnet"], threads=t, kernel="avx512")
-            extra.append(Contestant("engine avx512", lambda e=eng512: e.predict(x_np)))
+        if side := side_kernel():
+            eng_side = engine.load(paths["convnet"], threads=t, kernel=side)
+            extra.append(Contestant(f"engine {side}", lambda e=eng_side: e.predict(x_np)))
         out[str(t)] = interleaved(
             [
                 Contestant("engine", lambda eng=eng: eng.predict(x_np)),
@@ -498,18 +542,35 @@ def markdown(results: dict) -> str:
         "torch fp32 `F.linear` |",
         "|---|---|---|---|---|",
     ]
+    side = results.get("side_by_side")
     for t, res in gemm.items():
-        e, f = res["engine bgemm"], res["torch fp32 F.linear"]
-        rate = f"{e['gmacs_median'] / 1e3:.2f} × 10¹² (best {e['gmacs_best'] / 1e3:.2f}"
-        rate += f", by CPU time {e['gmacs_cpu'] / 1e3:.2f})" if "gmacs_cpu" in e else ")"
-        speed = f"{_md_time(f['median_s'])} ({f['median_s'] / e['median_s']:.1f}×)"
-        lines.append(f"| | {t} | {_md_time(e['median_s'])} | {rate} | {speed} |")
+        f = res["torch fp32 F.linear"]
+        for name in ("engine bgemm", f"engine bgemm {side}"):
+            if name not in res:
+                continue
+            e = res[name]
+            label = "" if name == "engine bgemm" else f"`{side}`"
+            rate = f"{e['gmacs_median'] / 1e3:.2f} × 10¹² (best {e['gmacs_best'] / 1e3:.2f}"
+            rate += f", by CPU time {e['gmacs_cpu'] / 1e3:.2f})" if "gmacs_cpu" in e else ")"
+            speed = f"{_md_time(f['median_s'])} ({f['median_s'] / e['median_s']:.1f}×)"
+            lines.append(f"| {label} | {t} | {_md_time(e['median_s'])} | {rate} | {speed} |")
+    if side and f"engine bgemm {side}" in gemm.get("1", {}):
+        g1 = gemm["1"]
+        lines.append(
+            f"\n`{results['engine_kernel']}` vs `{side}` on the GEMM, one thread, median of the "
+            f"ratios of samples taken side by side: "
+            f"{paired_ratio(g1, f'engine bgemm {side}', 'engine bgemm'):.2f}× (wall), "
+            f"{paired_ratio(g1, f'engine bgemm {side}', 'engine bgemm', 'cpu_samples_s'):.2f}× "
+            "(CPU time)."
+        )
     if "1" in gemm and "2" in gemm:
         e1, e2 = gemm["1"]["engine bgemm"], gemm["2"]["engine bgemm"]
         lines.append(
             f"\nTwo threads vs one on the GEMM (timed in the same interleaved rounds): "
             f"{e1['median_s'] / e2['median_s']:.2f}× (medians), "
-            f"{e1['best_s'] / e2['best_s']:.2f}× (best samples)."
+            f"{e1['best_s'] / e2['best_s']:.2f}× (best samples); the two-thread calls got "
+            f"{e2['process_cpu_median_s'] / e2['median_s']:.2f} cores' worth of CPU time "
+            "(process CPU time / wall, median)."
         )
     size, mem = results["size"], results["memory"]
     lines.append(
@@ -538,50 +599,74 @@ def targets(results: dict) -> list[dict]:
 
     gemm = results["gemm"]["by_threads"]
     mlp, conv = results["mlp"], results["convnet"]
+    avx2 = results["engine_kernel"].startswith("avx2")
+    side = results.get("side_by_side")
     if "1" in gemm:
         g1 = gemm["1"]
-        add(
-            "bgemm 256×4096×4096, 1 thread, GMAC/s (median wall)",
-            g1["engine bgemm"]["gmacs_median"],
-            1100,
-            " GMAC/s",
-        )
-        add(
-            "bgemm 256×4096×4096, 1 thread, GMAC/s (median CPU time)",
-            g1["engine bgemm"]["gmacs_cpu"],
-            1100,
-            " GMAC/s",
-        )
+        if not avx2:  # the AVX-512 / AMX machines' goals
+            add(
+                "bgemm 256×4096×4096, 1 thread, GMAC/s (median wall)",
+                g1["engine bgemm"]["gmacs_median"],
+                1100,
+                " GMAC/s",
+            )
+            add(
+                "bgemm 256×4096×4096, 1 thread, GMAC/s (median CPU time)",
+                g1["engine bgemm"]["gmacs_cpu"],
+                1100,
+                " GMAC/s",
+            )
         add(
             "bgemm vs torch fp32 F.linear, 1 thread",
             g1["torch fp32 F.linear"]["median_s"] / g1["engine bgemm"]["median_s"],
             12,
         )
-        # AMX's nominal rate: 2.2·10¹² binary MAC/s on one thread. Beside it the register-only
-        # ceiling of TDPBSSD on loaded tiles, measured in the same rounds: no GEMM on the tiles
-        # can pass it, so where it stays below the goal, the goal is out of reach on this machine.
-        add(
-            "bgemm 1 thread, median (AMX nominal rate)",
-            g1["engine bgemm"]["gmacs_median"],
-            2200,
-            " GMAC/s",
-        )
-        for name, what in (
-            ("TDPBSSD ceiling", "  TDPBSSD register-only ceiling, same rounds, median"),
-            ("TDPBSSD 2x2 L1 ceiling", "  TDPBSSD 2×2 block with L1 loads, same rounds, median"),
-        ):
-            if name in g1:
-                add(what, g1[name]["gmacs_median"], 2200, " GMAC/s")
+        if avx2 and side and f"engine bgemm {side}" in g1:
+            # The AVX2 goal (issue 29): 1.6× the previous AVX2 kernel, same rounds.
+            for key, how in (("samples_s", "wall"), ("cpu_samples_s", "CPU time")):
+                add(
+                    f"bgemm 1 thread vs {side}, median of paired ratios ({how})",
+                    paired_ratio(g1, f"engine bgemm {side}", "engine bgemm", key),
+                    1.6,
+                )
+        if not avx2:
+            # AMX's nominal rate: 2.2·10¹² binary MAC/s on one thread. Beside it the
+            # register-only ceiling of TDPBSSD on loaded tiles, measured in the same rounds: no
+            # GEMM on the tiles can pass it, so where it stays below the goal, the goal is out of
+            # reach on this machine.
+            add(
+                "bgemm 1 thread, median (AMX nominal rate)",
+                g1["engine bgemm"]["gmacs_median"],
+                2200,
+                " GMAC/s",
+            )
+            for name, what in (
+                ("TDPBSSD ceiling", "  TDPBSSD register-only ceiling, same rounds, median"),
+                (
+                    "TDPBSSD 2x2 L1 ceiling",
+                    "  TDPBSSD 2×2 block with L1 loads, same rounds, median",
+                ),
+            ):
+                if name in g1:
+                    add(what, g1[name]["gmacs_median"], 2200, " GMAC/s")
         if "2" in gemm:
+            e2 = gemm["2"]["engine bgemm"]
             add(
                 "bgemm 2 threads vs 1 thread (medians)",
-                g1["engine bgemm"]["median_s"] / gemm["2"]["engine bgemm"]["median_s"],
+                g1["engine bgemm"]["median_s"] / e2["median_s"],
                 1.7,
             )
             add(
                 "bgemm 2 threads vs 1 thread (best samples)",
-                g1["engine bgemm"]["best_s"] / gemm["2"]["engine bgemm"]["best_s"],
+                g1["engine bgemm"]["best_s"] / e2["best_s"],
                 1.7,
+            )
+            # < 2 where other processes hold a core: then the split is not what limits it.
+            add(
+                "  cores the 2-thread GEMM got (process CPU time / wall, median)",
+                e2["process_cpu_median_s"] / e2["median_s"],
+                1.7,
+                " cores",
             )
     for t in sorted(mlp["256"]):
         r256, r1 = mlp["256"][t], mlp["1"][t]
@@ -608,17 +693,20 @@ def targets(results: dict) -> list[dict]:
             ratio(r256, "torch static int8 onednn"),
             2,
         )
-        if "engine avx512" in r1:  # the AMX default no slower than the avx512 kernel
-            add(
-                f"MLP batch 1, {t} thr: vs the avx512 kernel (no slowdown)",
-                ratio(r1, "engine avx512"),
-                1,
-            )
+        if side and f"engine {side}" in r1:
+            # The default no slower than the variant kept to be compared with (amx: avx512;
+            # avx2: avx2-table), median of the ratios of samples taken side by side.
+            for b, r in (("256", r256), ("1", r1)):
+                add(
+                    f"MLP batch {b}, {t} thr: vs the {side} kernel (paired, no slowdown)",
+                    paired_ratio(r, f"engine {side}", "engine"),
+                    1,
+                )
     for t in sorted(conv):
-        if "engine avx512" in conv[t]:
+        if side and f"engine {side}" in conv[t]:
             add(
-                f"ConvNet batch 64, {t} thr: vs the avx512 kernel (no slowdown)",
-                conv[t]["engine avx512"]["median_s"] / conv[t]["engine"]["median_s"],
+                f"ConvNet batch 64, {t} thr: vs the {side} kernel (paired, no slowdown)",
+                paired_ratio(conv[t], f"engine {side}", "engine"),
                 1,
             )
         for model in ("torch binary fp32", "torch float fp32"):
@@ -643,7 +731,10 @@ LAYER_KERNELS = {
     "amx-tiles": "first layer as amx; binary layers: AMX TDPBSSD on ±1 int8 (>= 32 rows per "
     "task; VPOPCNTDQ below)",
     "avx512": "first layer: AVX-512 VNNI VPDPBUSD; binary layers: AVX-512 VPOPCNTDQ",
-    "avx2": "first layer: AVX2 VPMADDUBSW; binary layers: AVX2 VPSHUFB popcount",
+    "avx2": "first layer: AVX2 VPMADDUBSW, int16 sums; binary layers: AVX2 carry-save adders "
+    "(Harley-Seal) from 24 words per row, the VPSHUFB nibble table below",
+    "avx2-table": "first layer as avx2; binary layers: AVX2 VPSHUFB nibble table on every word "
+    "(the previous AVX2 kernel)",
 }
 
 
@@ -738,6 +829,7 @@ def main() -> None:
             "cpu": info,
             "engine_kernel": K.default_kernel(),
             "engine_layer_kernels": LAYER_KERNELS.get(K.default_kernel(), "?"),
+            "side_by_side": side_kernel(),
             "rounds": rounds,
             "threads": args.threads,
             "exact": {"mlp": exact_mlp, "convnet": exact_cnn},

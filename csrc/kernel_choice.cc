@@ -86,6 +86,7 @@ const char* kernel_name(Kernel k) {
   switch (k) {
     case Kernel::Reference: return "reference";
     case Kernel::Portable: return "portable";
+    case Kernel::Avx2Table: return "avx2-table";
     case Kernel::Avx2: return "avx2";
     case Kernel::Avx512: return "avx512";
     case Kernel::AmxTiles: return "amx-tiles";
@@ -97,13 +98,14 @@ const char* kernel_name(Kernel k) {
 }
 
 Kernel named_kernel(const std::string& name) {
-  for (Kernel k : {Kernel::Reference, Kernel::Portable, Kernel::Avx2, Kernel::Avx512,
-                   Kernel::AmxTiles, Kernel::Amx, Kernel::Neon, Kernel::NeonDotprod}) {
+  for (Kernel k :
+       {Kernel::Reference, Kernel::Portable, Kernel::Avx2Table, Kernel::Avx2, Kernel::Avx512,
+        Kernel::AmxTiles, Kernel::Amx, Kernel::Neon, Kernel::NeonDotprod}) {
     if (name == kernel_name(k)) {
       const bool amx = k == Kernel::Amx || k == Kernel::AmxTiles;
-      const bool ok = (k != Kernel::Avx2 || cpu_has_avx2()) &&
-                      (k != Kernel::Avx512 || cpu_has_avx512()) && (!amx || cpu_has_amx()) &&
-                      (k != Kernel::Neon || cpu_has_neon()) &&
+      const bool avx2 = k == Kernel::Avx2 || k == Kernel::Avx2Table;
+      const bool ok = (!avx2 || cpu_has_avx2()) && (k != Kernel::Avx512 || cpu_has_avx512()) &&
+                      (!amx || cpu_has_amx()) && (k != Kernel::Neon || cpu_has_neon()) &&
                       (k != Kernel::NeonDotprod || cpu_has_neon_dotprod());
       if (!ok)
         throw std::invalid_argument("kernel '" + name +
@@ -120,7 +122,7 @@ Kernel named_kernel(const std::string& name) {
   }
   throw std::invalid_argument(
       "unknown kernel '" + name +
-      "' (expected one of 'auto', 'reference', 'portable', 'avx2', 'avx512', "
+      "' (expected one of 'auto', 'reference', 'portable', 'avx2-table', 'avx2', 'avx512', "
       "'amx-tiles', 'amx', 'neon', 'neon-dotprod')");
 }
 
@@ -128,7 +130,10 @@ Kernel named_kernel(const std::string& name) {
 
 std::vector<std::string> available_kernels() {
   std::vector<std::string> names = {"reference", "portable"};
-  if (cpu_has_avx2()) names.push_back("avx2");
+  if (cpu_has_avx2()) {
+    names.push_back("avx2-table");  // by name only: the previous AVX2 popcount GEMM
+    names.push_back("avx2");
+  }
   if (cpu_has_avx512()) names.push_back("avx512");
   if (cpu_has_amx()) {
     names.push_back("amx-tiles");

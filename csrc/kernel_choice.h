@@ -8,12 +8,26 @@
 
 namespace binarynet {
 
-// Amx ("amx"): the avx512 kernels, but the byte GEMM on AMX tiles (TDPBUSD). AmxTiles
+// Avx2 ("avx2"): the AVX2 kernels, the popcount GEMM with carry-save adders (bgemm/avx2.cc);
+// Avx2Table ("avx2-table"): the same but the popcount GEMM of the previous AVX2 kernel, the nibble
+// table on every word (bgemm/avx2_table.cc), kept by name for comparison (slower everywhere it was
+// measured; docs/results.md). Amx ("amx"): the avx512 kernels, but the byte GEMM on AMX tiles
+// (TDPBUSD). AmxTiles
 // ("amx-tiles"): also the popcount GEMM on AMX tiles (±1 expansion + TDPBSSD, bgemm/amx.cc),
 // which measured slower than VPOPCNTDQ on the machine of csrc/README.md: chosen by name only.
 // Neon: aarch64 Advanced SIMD (every aarch64 CPU); NeonDotprod: the same binary kernels, and the
 // first layer's byte GEMM with the Armv8.2 dot-product instructions (SDOT).
-enum class Kernel { Reference, Portable, Avx2, Avx512, AmxTiles, Amx, Neon, NeonDotprod };
+enum class Kernel {
+  Reference,
+  Portable,
+  Avx2Table,
+  Avx2,
+  Avx512,
+  AmxTiles,
+  Amx,
+  Neon,
+  NeonDotprod
+};
 
 // Kernels this CPU can run, best last.
 std::vector<std::string> available_kernels();

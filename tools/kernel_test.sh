@@ -30,7 +30,8 @@ case $target in
     ldflags="-pthread"
     if [ "$(uname -m)" = x86_64 ]; then
       defs="-DBINARYNET_X86_KERNELS=1"
-      extra="csrc/bgemm/avx2.cc csrc/bgemm/avx512.cc csrc/u8gemm/avx2.cc csrc/u8gemm/avx512.cc"
+      extra="csrc/bgemm/avx2.cc csrc/bgemm/avx2_table.cc csrc/bgemm/avx512.cc csrc/u8gemm/avx2.cc
+        csrc/u8gemm/avx512.cc"
       # the AMX kernels where the compiler knows them (as CMakeLists.txt checks)
       if echo 'int main(){}' | $cxx -x c++ -mamx-tile -mamx-int8 - -o /dev/null 2>/dev/null; then
         defs="$defs -DBINARYNET_AMX_KERNELS=1"
@@ -62,7 +63,7 @@ esac
 # Per-file ISA flags, as in CMakeLists.txt.
 isa_flags() {
   case $1 in
-    csrc/bgemm/avx2.cc) echo "-mavx2 -mpopcnt -mbmi -mbmi2" ;;
+    csrc/bgemm/avx2.cc | csrc/bgemm/avx2_table.cc) echo "-mavx2 -mpopcnt -mbmi -mbmi2" ;;
     csrc/bgemm/avx512.cc) echo "-mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx2 -mpopcnt -mbmi2" ;;
     csrc/u8gemm/avx2.cc) echo "-mavx2" ;;
     csrc/u8gemm/avx512.cc) echo "-mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2" ;;

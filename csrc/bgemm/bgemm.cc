@@ -26,6 +26,7 @@ const KernelSet& kernel_set(Kernel k) {
     case Kernel::Amx:  // the popcount GEMM stays on VPOPCNTDQ (kernel_choice.h)
     case Kernel::Avx512: return *avx512_kernels();
     case Kernel::Avx2: return *avx2_kernels();
+    case Kernel::Avx2Table: return *avx2_table_kernels();
 #endif
 #if BINARYNET_ARM_KERNELS
     case Kernel::Neon:

@@ -1,6 +1,6 @@
 // The interface between the operation drivers (bgemm.cc + popcount.h, bconv/bconv.cc; baseline
-// ISA) and the optimised kernels (portable.cc, avx2.cc, avx512.cc, amx.cc, each compiled with its
-// own ISA flags).
+// ISA) and the optimised kernels (portable.cc, avx2.cc, avx2_table.cc, avx512.cc, amx.cc, each
+// compiled with its own ISA flags).
 //
 // Everything that crosses it is plain data: no STL types, no inline functions shared with the
 // baseline translation units. (An inline function or template instantiated in an AVX-512
@@ -78,9 +78,10 @@ struct KernelSet {
 
 // Defined in the kernels' own translation units.
 const KernelSet* portable_kernels();
-const KernelSet* avx2_kernels();    // only call after the CPU check of kernel_choice.cc
-const KernelSet* avx512_kernels();  // only call after the CPU check of kernel_choice.cc
-const KernelSet* amx_kernels();     // only call after cpu_has_amx() (kernel_choice.cc)
-const KernelSet* neon_kernels();    // aarch64 only (kernel_choice.cc: cpu_has_neon)
+const KernelSet* avx2_kernels();        // only call after the CPU check of kernel_choice.cc
+const KernelSet* avx2_table_kernels();  // the same check (the previous AVX2 kernel, avx2_table.cc)
+const KernelSet* avx512_kernels();      // only call after the CPU check of kernel_choice.cc
+const KernelSet* amx_kernels();         // only call after cpu_has_amx() (kernel_choice.cc)
+const KernelSet* neon_kernels();        // aarch64 only (kernel_choice.cc: cpu_has_neon)
 
 }  // namespace binarynet

@@ -123,10 +123,12 @@ std::string shape(const char* op, std::initializer_list<std::size_t> dims, int t
   return s + ") threads=" + std::to_string(threads);
 }
 
-// K values around the word and 128-bit boundaries, and a few larger ones.
+// K values around the word and 128-bit boundaries, and a few larger ones: from 24 words (1536
+// bits) on the avx2 kernel counts with carry-save adders in blocks of 8 words (1537: 3 blocks +
+// 1 word, 2049: 4 + 1, 4031: 7 + 7).
 std::size_t pick_k() {
-  static const std::size_t ks[] = {1,   2,   27,  63,  64,  65,  100, 127,  128,  129, 191,
-                                   192, 255, 256, 257, 500, 576, 784, 1000, 1152, 2049};
+  static const std::size_t ks[] = {1,   2,   27,  63,  64,  65,  100,  127,  128,  129,  191, 192,
+                                   255, 256, 257, 500, 576, 784, 1000, 1152, 1537, 2049, 4031};
   return ks[rng() % (sizeof ks / sizeof ks[0])];
 }
 std::size_t pick_m() {
@@ -159,10 +161,8 @@ bool test_bgemm(Kernel kern, int threads) {
              shape("bgemm+panels", {M, N, K}, threads));
 }
 
-// K past the 16-bit accumulators' chunk of the NEON kernels (4095 words): the packed-panel path
-// (9 rows), the unpacked-row path (1 row) and the prepacked-W path (2 rows).
-bool test_bgemm_long_k(Kernel kern) {
-  const std::size_t K = 4096 * 64 + 4 * 64 + 37, nw = words_for(K), N = 11;
+bool test_bgemm_long_k(Kernel kern, std::size_t K) {
+  const std::size_t nw = words_for(K), N = 11;
   const auto w = random_bits(N, K);
   std::vector<std::uint64_t> panels(panel_words(N, nw));
   pack_weight_panels(w.data(), N, nw, panels.data());
@@ -180,6 +180,18 @@ bool test_bgemm_long_k(Kernel kern) {
             shape("bgemm (long K)", {M, N, K}, 2)))
       return false;
   }
+  return true;
+}
+
+// K at and past the limits of the kernels' narrow counters, each reached exactly when every bit
+// of a ⊕ w is set: byte counts for 31 words (the table kernels) or 31 blocks of 8 words (the
+// avx2 carry-save counters: 248, 249, 263 words), and the 16-bit accumulators of the NEON kernels
+// (4095 words). The packed-panel path (9 rows), the unpacked-row path (1 row) and the prepacked-W
+// path (2 rows).
+bool test_bgemm_long_k(Kernel kern) {
+  for (std::size_t K :
+       {31 * 64, 32 * 64 - 5, 248 * 64, 249 * 64 - 1, 263 * 64, 4096 * 64 + 4 * 64 + 37})
+    if (!test_bgemm_long_k(kern, K)) return false;
   return true;
 }
 
@@ -213,6 +225,39 @@ bool test_u8gemm(Kernel kern, int threads) {
       kern, M, N, static_cast<std::int64_t>(255 * K),
       [&](Kernel k, const gemm::Output& o) { u8gemm(k, x.data(), M, p, threads, o); },
       shape("u8gemm", {M, N, K}, threads));
+}
+
+// The byte GEMM at the limit of the avx2 kernel's int16 accumulators (64 groups of 4 k, each
+// adding ±510 with pixels 255 against all-equal weights: ±32640 per chunk): rows of 255 (and one
+// random row) against weight rows of all +1, all −1 and random, k around one and two chunks.
+bool test_u8gemm_limits(Kernel kern) {
+  for (std::size_t K : {252, 256, 257, 512, 513, 784}) {
+    const std::size_t M = 7, N = 5, nw = words_for(K);
+    std::vector<std::uint8_t> x(M * K, 255);
+    for (std::size_t i = 0; i < K; ++i) x[3 * K + i] = static_cast<std::uint8_t>(rng());
+    auto w = random_bits(N, K);
+    for (std::size_t i = 0; i < nw; ++i) {
+      w[0 * nw + i] = 0;                // all +1
+      w[1 * nw + i] = word_mask(K, i);  // all −1
+    }
+    std::vector<std::int8_t> wp(u8_prepared_bytes(N, K));
+    std::vector<std::uint64_t> wm(u8_mask_words(N, K));
+    u8_prepare(w.data(), N, nw, K, wp.data(), wm.data());
+    U8Prepared p;
+    p.bits = w.data();
+    p.wp = wp.data();
+    p.wm = wm.data();
+    p.N = N;
+    p.K = K;
+    p.nw = nw;
+    for (std::size_t m : {M, std::size_t{1}})
+      if (!check_gemm_op(
+              kern, m, N, static_cast<std::int64_t>(255 * K),
+              [&](Kernel k, const gemm::Output& o) { u8gemm(k, x.data(), m, p, 1, o); },
+              shape("u8gemm (int16 limits)", {m, N, K}, 1)))
+        return false;
+  }
+  return true;
 }
 
 ConvGeom random_geom(std::size_t max_hw) {
@@ -343,8 +388,8 @@ int main(int argc, char** argv) {
     g_kernel = name;
     const Kernel kern = resolve_kernel(name);
     rng.seed(seed);
-    if (!test_bgemm_long_k(kern)) {
-      std::printf("FAILED (seed %llu, long K)\n", seed);
+    if (!test_bgemm_long_k(kern) || !test_u8gemm_limits(kern)) {
+      std::printf("FAILED (seed %llu, long K / accumulator limits)\n", seed);
       return 1;
     }
     for (int c = 0; c < cases; ++c)

@@ -34,7 +34,8 @@ U8Fn u8_kernel(Kernel k) {
 #endif
 #if BINARYNET_X86_KERNELS
     case Kernel::Avx512: return cpu_has_avx512_vnni() ? u8_avx512_kernel() : u8_avx2_kernel();
-    case Kernel::Avx2: return u8_avx2_kernel();
+    case Kernel::Avx2:
+    case Kernel::Avx2Table: return u8_avx2_kernel();  // they differ in the popcount GEMM only
 #endif
 #if BINARYNET_ARM_KERNELS
     case Kernel::Neon: return u8_neon_kernel();

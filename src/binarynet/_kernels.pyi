@@ -5,12 +5,12 @@ uint64 words (element k in bit k % 64 of word k // 64), padding bits zero. All a
 C-contiguous; bad arguments raise ValueError.
 
 Every op takes the keyword arguments ``kernel`` and ``threads``. ``kernel`` is "auto"
-(default_kernel()) or one of available_kernels() ("reference", "portable", "avx2", "avx512",
-"amx-tiles", "amx"),
-checked the same way for every op; ``threads=0`` means get_num_threads(). Variants per op: the
-GEMMs and convolutions have all six; the max pools and threshold_bits have the reference loops
-("reference") and one optimised baseline loop (every other name); the packing helpers,
-im2col_u8 and the training ops have one implementation, which every valid name selects.
+(default_kernel()) or one of available_kernels() ("reference", "portable", "avx2-table", "avx2",
+"avx512", "amx-tiles", "amx", "neon", "neon-dotprod"), checked the same way for every op;
+``threads=0`` means get_num_threads(). Variants per op: the GEMMs and convolutions have all of
+them; the max pools and threshold_bits have the reference loops ("reference") and one optimised
+baseline loop (every other name); the packing helpers, im2col_u8 and the training ops have one
+implementation, which every valid name selects.
 """
 
 from typing import Literal
@@ -27,6 +27,7 @@ _Kernel = (
         "auto",
         "reference",
         "portable",
+        "avx2-table",
         "avx2",
         "avx512",
         "amx-tiles",

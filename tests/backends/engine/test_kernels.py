@@ -1,8 +1,9 @@
 """Tests of the compiled kernels (binarynet._kernels).
 
 Every case runs through every kernel this CPU has (``available_kernels()``: reference, portable,
-and avx2 / avx512 / amx-tiles / amx, or neon / neon-dotprod, where supported) against a NumPy
-oracle on ±1 integer arrays; torch is only used for one cross-check of the convolution oracle.
+and avx2-table / avx2 / avx512 / amx-tiles / amx, or neon / neon-dotprod, where supported)
+against a NumPy oracle on ±1 integer arrays; torch is only used for one cross-check of the
+convolution oracle.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def test_available_and_default_kernels(monkeypatch):
     assert set(KERNELS) <= {
         "reference",
         "portable",
+        "avx2-table",
         "avx2",
         "avx512",
         "amx-tiles",
@@ -158,14 +160,16 @@ def test_pack_bitplanes(k):
 # GEMM
 
 MN = [(1, 1), (3, 17), (17, 65), (64, 3), (65, 64), (1, 65)]
-KS = [1, 63, 64, 65, 127, 200, 4096]
+# Around the word boundaries, and past 24 words (1536 bits), where the avx2 kernel counts with
+# carry-save adders in blocks of 8 words: 25 words (3 blocks + 1), 63 (7 + 7), 64, 65 (8 + 1).
+KS = [1, 63, 64, 65, 127, 200, 1537, 4031, 4096, 4097]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("k", KS)
 def test_bgemm(kernel, k):
     for m, n in MN:
-        if k == 4096 and kernel == "reference" and m * n > 64 * 64:
+        if k >= 4000 and kernel == "reference" and m * n > 64 * 64:
             continue
         rng = rng_for("bgemm", m, n, k)
         a, w = random_pm1(rng, (m, k)), random_pm1(rng, (n, k))
@@ -184,7 +188,7 @@ def test_bgemm_extra_zero_words(kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("k", [1, 65, 200, 4096])
+@pytest.mark.parametrize("k", [1, 65, 200, 600, 1537, 4096])
 def test_bgemm_with_prepared_weights(kernel, k):
     # BinaryWeights: the batch-1 path (1 to 3 rows) streams the panel copy of w, larger batches
     # the rows; both must give the plain results, with partial panels and column blocks.
@@ -254,7 +258,77 @@ def test_bitplane_gemm(kernel, k):
         np.testing.assert_array_equal(out, x.astype(np.int64) @ w.astype(np.int64).T)
 
 
+# The popcount kernels sum per-byte counts (each ≤ 8) in byte lanes before widening them: the
+# table kernels (portable, avx2-table, the avx2 rows path) for 31 words, the avx2 carry-save
+# counters for 31 blocks of 8 words (their weight-8 carries); NEON in 16-bit lanes for 4095 words.
+# At K = 64 · words, with every bit of a ⊕ w set, each counter reaches its limit exactly.
+COUNTER_LIMIT_WORDS = [31, 32, 24 + 7, 248, 249, 248 + 8 + 7, 4095, 4096]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("words", COUNTER_LIMIT_WORDS)
+def test_bgemm_counter_limits(kernel, words):
+    # Rows of a: the complement of a row of w (every bit of a ⊕ w set: dot = -k), a copy of it
+    # (dot = k), random. Through the packed-panel path (9 rows), the unpacked-row path (1 row) and
+    # the prepacked-W path (1 to 3 rows), as values and as threshold bits (x at ±k: ties).
+    k = 64 * words - (words % 3)  # also a partial last word
+    rng = rng_for("limits", words)
+    w = random_pm1(rng, (11, k))
+    a = random_pm1(rng, (9, k))
+    a[0::3] = -w[: len(a[0::3])]
+    a[1::3] = w[: len(a[1::3])]
+    ref = a.astype(np.int64) @ w.astype(np.int64).T
+    assert ref.min() == -k and ref.max() == k
+    weights = K.BinaryWeights(pack_np(w), k)
+    lo, hi = threshold_cases(ref, rng)
+    for m in (9, 1, 2, 3):
+        for wt in (pack_np(w), weights):
+            out = K.bgemm(pack_np(a[:m]), wt, k, kernel=kernel)
+            np.testing.assert_array_equal(out, ref[:m])
+            bits = K.bgemm_threshold(pack_np(a[:m]), wt, k, lo, hi, kernel=kernel)
+            np.testing.assert_array_equal(bits_np(bits, 11), threshold_np(ref[:m], lo, hi))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("words", [31, 32, 248, 249])
+def test_bitplane_gemm_counter_limits(kernel, words):
+    # The AND-popcount path at its limit: pixels 255 (every bit plane all ones) against w = -1
+    # (every weight bit set), so every plane's popcount is k.
+    k = 64 * words - 1
+    x = np.full((9, k), 255, np.uint8)
+    x[1::2] = np.random.default_rng(words).integers(0, 256, (4, k), dtype=np.uint8)
+    w = np.ones((3, k), np.int8)
+    w[0] = -1
+    w[2, ::2] = -1
+    ref = x.astype(np.int64) @ w.astype(np.int64).T
+    np.testing.assert_array_equal(K.bitplane_gemm(x, pack_np(w), k, kernel=kernel), ref)
+
+
 U8_MN = [(1, 1), (3, 17), (7, 33), (17, 65), (64, 3), (25, 130)]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [252, 256, 257, 260, 512, 513, 784, 1031])
+def test_u8gemm_accumulator_limits(kernel, k):
+    # The avx2 byte GEMM adds VPMADDUBSW pair sums (|·| ≤ 510) in int16 lanes for 64 groups of
+    # 4 k (|sum| ≤ 32640) before widening them: pixels 255 against all-+1 and all--1 weights put
+    # every int16 lane at ±510 per group, so a chunk of 64 groups lands exactly at ±32640; k
+    # around 256 (one chunk) and 512 (two), and not a multiple of 4 (zero-padded groups).
+    x = np.full((6, k), 255, np.uint8)
+    x[3] = 254
+    x[4] = np.random.default_rng(k).integers(0, 256, k, dtype=np.uint8)
+    x[5] = 0
+    w = np.ones((18, k), np.int8)
+    w[1::2] = -1
+    w[16] = np.where(np.arange(k) % 2, 1, -1)
+    ref = x.astype(np.int64) @ w.astype(np.int64).T
+    assert ref.max() == 255 * k and ref.min() == -255 * k
+    weights = K.U8Weights(pack_np(w), k)
+    for m in (6, 1, 3):
+        np.testing.assert_array_equal(K.u8gemm(x[:m], weights, kernel=kernel), ref[:m])
+    lo, hi = threshold_cases(ref, rng_for("u8limits", k))
+    bits = K.u8gemm_threshold(x, weights, lo, hi, kernel=kernel)
+    np.testing.assert_array_equal(bits_np(bits, 18), threshold_np(ref, lo, hi))
 
 
 def u8_operands(rng: np.random.Generator, m: int, n: int, k: int):
@@ -644,7 +718,7 @@ def test_bad_arguments_raise_value_error():
         K.bgemm(bad, w, 100)
     with pytest.raises(ValueError, match="unknown kernel 'fast'"):
         K.bgemm(a, w, 100, kernel="fast")
-    for name in ("avx2", "avx512", "amx-tiles", "amx"):
+    for name in ("avx2-table", "avx2", "avx512", "amx-tiles", "amx"):
         if name not in KERNELS:
             with pytest.raises(ValueError, match=f"kernel '{name}' is not supported by this CPU"):
                 K.bgemm(a, w, 100, kernel=name)
