@@ -555,3 +555,24 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out == f"binarynet {version('binarynet')}\n"
+
+
+def test_pad_value_sets_the_convnet_padding_and_is_refused_elsewhere(tmp_path, capsys):
+    """--pad-value is a ConvNet option (±1 padding, for FINN's XNOR hardware); a bad value and
+    an MLP are refused with one line, nothing written."""
+    from binarynet import cli as binarynet_cli
+
+    argv = ["train", "--recipe", "cifar10-theano", "--pad-value", "-1", "--out", str(tmp_path)]
+    args = build_parser().parse_args(argv)
+    cfg = binarynet_cli._new_config(args)
+    assert cfg.model == "cifar10-convnet" and cfg.model_kwargs["pad_value"] == -1
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage and its one error line
+        main(["train", "--recipe", "cifar10-theano", "--pad-value", "2", "--out", str(out)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --pad-value: invalid choice: 2 (choose from 0, 1, -1)" in err
+    rc, _, err = cli(capsys, *TRAIN, "--pad-value", "-1", "--out", out)
+    assert rc == 2
+    assert one_error_line(err).startswith("error: model 'mnist-mlp' does not take pad_value")
+    assert not out.exists()

@@ -125,5 +125,6 @@ def test_cli_choices_come_from_the_registries() -> None:
         "optimizer": config.OPTIMIZERS,
         "compute_dtype": config.COMPUTE_DTYPES,
         "device": config.DEVICES,
+        "pad_value": config.PAD_VALUES,
     }
     assert _choices(parser, "eval")["dataset"] == config.DATASETS

@@ -37,6 +37,7 @@ from binarynet.config import (
     FLIP_AUGMENTABLE,
     MODELS,
     OPTIMIZERS,
+    PAD_VALUES,
     PREPROCESS,
     RECIPES,
     TrainConfig,
@@ -70,6 +71,7 @@ _MODEL_OPTIONS = (
     "hidden",
     "depth",
     "width",
+    "pad_value",
     "shift_bn",
     "stochastic",
     "dropout_in",
@@ -192,6 +194,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=_positive_int, help="MLP hidden width")
     p.add_argument("--depth", type=_positive_int, help="MLP hidden layers")
     p.add_argument("--width", type=float, help="ConvNet width multiplier")
+    p.add_argument(
+        "--pad-value",
+        type=int,
+        choices=PAD_VALUES,
+        help="ConvNet: the value its binary convolutions pad their ±1 input with (0, as torch; "
+        "-1 for FINN's XNOR hardware, whose streams have no 0; see docs/fpga.md)",
+    )
     p.add_argument(
         "--shift-bn",
         action=argparse.BooleanOptionalAction,

@@ -31,6 +31,7 @@ __all__ = [
     "FLIP_AUGMENTABLE",
     "MODELS",
     "OPTIMIZERS",
+    "PAD_VALUES",
     "PREPROCESS",
     "RECIPES",
     "ModelSpec",
@@ -78,6 +79,9 @@ DEFAULT_INPUT_SHAPES: dict[str, tuple[int, ...]] = {
 PREPROCESS: tuple[str, ...] = tuple(PREPROCESSORS)
 """Names of the preprocessors (:data:`binarynet.data.preprocess.PREPROCESSORS`)."""
 
+PAD_VALUES: tuple[int, ...] = (0, 1, -1)
+"""What a ConvNet's binary convolutions pad their ±1 input with (``pad_value``): 0 as torch
+does, or a ±1 activation (the form XNOR hardware such as FINN's computes)."""
 OPTIMIZERS: tuple[str, ...] = ("adam", "shift-adamax")
 """``torch.optim.Adam`` (the Theano code) or :class:`binarynet.training.optim.ShiftAdaMax`
 (Torch7)."""
