@@ -622,7 +622,7 @@ def targets(results: dict) -> list[dict]:
             12,
         )
         if avx2 and side and f"engine bgemm {side}" in g1:
-            # The AVX2 goal (issue 29): 1.6× the previous AVX2 kernel, same rounds.
+            # The AVX2 goal: 1.6× the previous AVX2 kernel, same rounds.
             for key, how in (("samples_s", "wall"), ("cpu_samples_s", "CPU time")):
                 add(
                     f"bgemm 1 thread vs {side}, median of paired ratios ({how})",
