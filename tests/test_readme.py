@@ -193,3 +193,26 @@ def test_readme_is_short_and_says_what_is_not_how_it_came_to_be():
     assert len(text.splitlines()) <= 200
     for phrase in (r"\bissue \d+", r"\bused to\b", r"\bno longer\b", r"\bbefore this change\b"):
         assert not re.search(phrase, text, re.I), phrase
+
+
+def test_no_file_cites_an_issue_tracker_the_repository_does_not_ship():
+    """Code, tests and docs say what the code does and why, not which issue asked for it (the
+    BinaryNet authors' own repository's issue #23 is a citation, and results JSON is data)."""
+    repo = README.parent
+    folders = ("src", "tests", "docs", "csrc", "benchmarks", "tools", "fuzz", "examples")
+    files = [p for d in folders for p in (repo / d).rglob("*") if p.is_file()]
+    files += [README, repo / "Makefile"]
+    found = []
+    for path in files:
+        if path.suffix not in (".py", ".md", ".c", ".h", ".cc", ".sh", ".txt", "") or (
+            "results" in path.parts or path.name == "test_readme.py"
+        ):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for line in text.splitlines():
+            if re.search(r"\bissues? #?\d+", line, re.I) and "BinaryNet issue #23" not in line:
+                found.append(f"{path.relative_to(repo)}: {line.strip()[:80]}")
+    assert not found, found
