@@ -19,7 +19,7 @@ Two preprocessors, both NumPy-only (torch-free, so the engine can use them):
 - :class:`GCNZCA` — global contrast normalisation then ZCA whitening, the preprocessing of
   BinaryConnect (``cifar10.py`` loads pylearn2's ``pylearn2_gcn_whitened`` CIFAR-10), of
   Goodfellow et al.'s maxout networks, and what the BinaryNet author recalls using for CIFAR-10
-  (MatthieuCourbariaux/BinaryNet issue #23); quantised to uint8 by a :class:`Quantizer`.
+  (github.com/MatthieuCourbariaux/BinaryNet/issues/23); quantised to uint8 by a :class:`Quantizer`.
 
 For one image x ∈ {0..255}^D (D = H·W·C, flattened in NHWC order), :class:`GCNZCA` computes::
 
