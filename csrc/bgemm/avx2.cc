@@ -55,12 +55,6 @@ __attribute__((always_inline)) inline __m256i combine(__m256i a, __m256i b) {
   return _mm256_and_si256(a, b);
 }
 
-template <BitOp OP>
-inline std::uint64_t combine64(std::uint64_t a, std::uint64_t b) {
-  if constexpr (OP == BitOp::Xor) return a ^ b;
-  return a & b;
-}
-
 // Byte counts of x (each ≤ 8): the nibble table.
 __attribute__((always_inline)) inline __m256i byte_counts(__m256i x) {
   const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
@@ -223,44 +217,6 @@ struct Micro {
       pc[q] = narrow(c[0], c[1]);
     }
   }
-
-  // One unpacked row of A against 8 W rows (the batch-1 path without prepacked W): vectors run
-  // along k, the nibble table on every word, horizontal sums at the end.
-  template <BitOp OP>
-  static v8i rows(const std::uint64_t* a, std::size_t nwords, const std::uint64_t* const wr[8]) {
-    v8i out;
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i tot[8];
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) tot[j] = zero;
-    const std::size_t nvec = nwords / 4;
-    for (std::size_t v0 = 0; v0 < nvec; v0 += kByteSteps) {
-      const std::size_t v1 = min_size(nvec, v0 + kByteSteps);
-      __m256i acc[8];
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) acc[j] = zero;
-      for (std::size_t v = v0; v < v1; ++v) {
-        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 4 * v));
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) {
-          const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + 4 * v));
-          acc[j] = _mm256_add_epi8(acc[j], byte_counts(combine<OP>(av, bv)));
-        }
-      }
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) tot[j] = _mm256_add_epi64(tot[j], _mm256_sad_epu8(acc[j], zero));
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      alignas(32) std::uint64_t l[4];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(l), tot[j]);
-      std::uint64_t s = l[0] + l[1] + l[2] + l[3];
-      for (std::size_t k = nvec * 4; k < nwords; ++k)
-        s += static_cast<std::uint64_t>(_mm_popcnt_u64(combine64<OP>(a[k], wr[j][k])));
-      out[j] = static_cast<std::int32_t>(s);
-    }
-    return out;
-  }
 };
 
 // Below this many words per row the counters do not pay for their final counts (3 table counts per
@@ -282,8 +238,9 @@ void panels_select(BitOp op, const std::uint64_t* panels, std::size_t row0, std:
 }  // namespace avx2_impl
 
 const KernelSet* avx2_kernels() {
-  static const KernelSet set = {"avx2", &avx2_impl::panels_select,
-                                &avx2_impl::rows_entry<avx2_impl::Micro>,
+  // One unpacked row of A against 8 W rows (the batch-1 path without prepacked W) is the table
+  // kernel's: the counters above pay off across a panel's rows, which this path does not have.
+  static const KernelSet set = {"avx2", &avx2_impl::panels_select, avx2_table_kernels()->rows,
                                 &avx2_impl::wpanels_entry<avx2_impl::Micro>};
   return &set;
 }
